@@ -1,0 +1,1 @@
+//! anthropic translator (in progress).

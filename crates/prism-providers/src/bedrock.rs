@@ -1,0 +1,1 @@
+//! bedrock translator (in progress).

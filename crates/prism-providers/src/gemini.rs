@@ -1,0 +1,1 @@
+//! gemini translator (in progress).

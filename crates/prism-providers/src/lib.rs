@@ -1,0 +1,88 @@
+//! Provider translators: per provider, an OpenAI request → native `http::Request` builder, a
+//! native stream → OpenAI `chat.completion.chunk` state machine, a whole-response translator and
+//! error mapping.
+//!
+//! Pure code: no sockets, no clock, no runtime. The server executes the requests these builders
+//! produce and feeds the response bytes to [`translate::ByteTranslator`]s.
+
+pub mod anthropic;
+pub mod bedrock;
+mod deployment;
+mod error;
+pub mod gemini;
+pub mod openai;
+pub mod translate;
+
+pub use deployment::{BuildOptions, Credentials, Deployment, ProviderKind, Secret};
+pub use error::{ProviderError, TranslateError};
+pub use translate::{ByteTranslator, Emitter, OutChunk, StreamContext, StreamSummary};
+
+use bytes::Bytes;
+use prism_types::{ChatCompletion, ChatRequest};
+
+/// Builds the native upstream request for `req` on `deployment`.
+///
+/// # Errors
+/// [`TranslateError::InvalidRequest`] when the request cannot be expressed for this provider, and
+/// [`TranslateError::Signing`] when request signing fails.
+pub fn build_request(
+    req: &ChatRequest,
+    deployment: &Deployment,
+    opts: &BuildOptions,
+) -> Result<http::Request<Bytes>, TranslateError> {
+    match deployment.kind {
+        ProviderKind::OpenAi => openai::build_request(req, deployment, opts),
+        ProviderKind::Anthropic => anthropic::build_request(req, deployment, opts),
+        ProviderKind::Gemini | ProviderKind::Vertex => gemini::build_request(req, deployment, opts),
+        ProviderKind::Bedrock => bedrock::build_request(req, deployment, opts),
+    }
+}
+
+/// A byte-level stream translator for `deployment`'s streaming response.
+pub fn stream_translator(deployment: &Deployment, ctx: StreamContext) -> Box<dyn ByteTranslator> {
+    match deployment.kind {
+        ProviderKind::OpenAi => Box::new(openai::StreamPipeline::new(ctx)),
+        ProviderKind::Anthropic => Box::new(anthropic::StreamPipeline::new(ctx)),
+        ProviderKind::Gemini | ProviderKind::Vertex => Box::new(gemini::StreamPipeline::new(ctx)),
+        ProviderKind::Bedrock => Box::new(bedrock::StreamPipeline::new(deployment, ctx)),
+    }
+}
+
+/// Translates a whole successful (2xx) non-streaming response body.
+///
+/// # Errors
+/// [`TranslateError::InvalidJson`] when the body is not the provider's response shape, and
+/// [`TranslateError::Upstream`] when a 2xx body nevertheless carries an error.
+pub fn translate_response(
+    deployment: &Deployment,
+    ctx: &StreamContext,
+    body: &[u8],
+) -> Result<ChatCompletion, TranslateError> {
+    match deployment.kind {
+        ProviderKind::OpenAi => openai::translate_response(ctx, body),
+        ProviderKind::Anthropic => anthropic::translate_response(ctx, body),
+        ProviderKind::Gemini | ProviderKind::Vertex => gemini::translate_response(ctx, body),
+        ProviderKind::Bedrock => bedrock::translate_response(deployment, ctx, body),
+    }
+}
+
+/// Maps a non-2xx upstream response to the OpenAI error the client should see.
+///
+/// `retry_after` is the upstream's `retry-after` header in seconds, when it sent one.
+pub fn map_error_response(
+    kind: ProviderKind,
+    status: u16,
+    body: &[u8],
+    retry_after: Option<u64>,
+) -> ProviderError {
+    let mut err = match kind {
+        ProviderKind::OpenAi => openai::map_error(status, body),
+        ProviderKind::Anthropic => anthropic::map_error(status, body),
+        ProviderKind::Gemini | ProviderKind::Vertex => gemini::map_error(status, body),
+        ProviderKind::Bedrock => bedrock::map_error(status, body),
+    };
+    if err.retry_after_secs.is_none() {
+        err.retry_after_secs = retry_after;
+    }
+    err
+}

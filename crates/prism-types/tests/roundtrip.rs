@@ -1,0 +1,168 @@
+//! Round trips of OpenAI-shaped requests, completions and chunks through the wire types.
+
+use prism_types::{
+    ChatChunk, ChatCompletion, ChatRequest, Content, ContentPart, Delta, ErrorBody, FinishReason,
+    Message, Stop, ToolCallDelta, ToolChoice, ToolChoiceMode, Usage,
+};
+use serde_json::{Value, json};
+
+fn reparse<T: serde::Serialize + serde::de::DeserializeOwned>(v: &Value) -> Value {
+    let typed: T = serde_json::from_value(v.clone()).expect("deserialise");
+    serde_json::to_value(&typed).expect("serialise")
+}
+
+#[test]
+fn request_with_everything_round_trips_and_keeps_unknown_fields() {
+    let req = json!({
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "system", "content": "Be terse."},
+            {"role": "developer", "content": [{"type": "text", "text": "Use metric."}]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "What is in this image?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}}
+            ], "name": "ann"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "18C"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}, "strict": true}}],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "parallel_tool_calls": false,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}, "strict": true}},
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "max_completion_tokens": 256,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "n": 1,
+        "stop": ["\n\n", "END"],
+        "seed": 7,
+        "user": "u-1",
+        "reasoning_effort": "low",
+        "metadata": {"trace": "abc"},
+        "service_tier": "flex",
+        "prediction": {"type": "content", "content": "x"}
+    });
+    // Assistant messages omit `content: null` on the way out; everything else must survive.
+    let mut expected = req.clone();
+    expected["messages"][3].as_object_mut().unwrap().remove("content");
+    assert_eq!(reparse::<ChatRequest>(&req), expected);
+
+    let typed: ChatRequest = serde_json::from_value(req).unwrap();
+    assert!(typed.is_stream());
+    assert!(typed.include_usage());
+    assert_eq!(typed.output_token_limit(), Some(256));
+    assert_eq!(typed.stop, Some(Stop::Many(vec!["\n\n".into(), "END".into()])));
+    assert_eq!(typed.extra.get("service_tier"), Some(&json!("flex")));
+    assert!(matches!(typed.tool_choice, Some(ToolChoice::Named(_))));
+    match &typed.messages[2] {
+        Message::User { content: Content::Parts(parts), .. } => match &parts[1] {
+            ContentPart::ImageUrl { image_url } => {
+                assert_eq!(image_url.as_data_url(), Some(("image/png", "iVBORw0KGgo=")));
+            }
+            other => panic!("unexpected part {other:?}"),
+        },
+        other => panic!("unexpected message {other:?}"),
+    }
+}
+
+#[test]
+fn tool_choice_modes_parse() {
+    for (text, mode) in [
+        ("\"none\"", ToolChoiceMode::None),
+        ("\"auto\"", ToolChoiceMode::Auto),
+        ("\"required\"", ToolChoiceMode::Required),
+    ] {
+        let parsed: ToolChoice = serde_json::from_str(text).unwrap();
+        assert_eq!(parsed, ToolChoice::Mode(mode));
+    }
+    assert!(serde_json::from_str::<ToolChoice>("\"sometimes\"").is_err());
+}
+
+#[test]
+fn request_rejects_unknown_role_and_missing_messages() {
+    assert!(serde_json::from_value::<ChatRequest>(json!({"model": "m"})).is_err());
+    let bad = json!({"model": "m", "messages": [{"role": "wizard", "content": "hi"}]});
+    assert!(serde_json::from_value::<ChatRequest>(bad).is_err());
+}
+
+#[test]
+fn openai_chunks_round_trip_byte_for_byte() {
+    // As OpenAI emits them (key order included), minus `usage: null` which we omit.
+    let lines = [
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#,
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"f","arguments":""}}]},"logprobs":null,"finish_reason":null}]}"#,
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":1}"}}]},"logprobs":null,"finish_reason":null}]}"#,
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}]}"#,
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","system_fingerprint":"fp_1","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}"#,
+    ];
+    for line in lines {
+        let chunk: ChatChunk = serde_json::from_str(line).unwrap();
+        assert_eq!(serde_json::to_string(&chunk).unwrap(), line);
+    }
+}
+
+#[test]
+fn chunk_tolerates_null_choices_and_missing_fields() {
+    let chunk: ChatChunk =
+        serde_json::from_str(r#"{"id":"","choices":null,"created":0,"model":""}"#).unwrap();
+    assert!(chunk.choices.is_empty());
+    assert_eq!(chunk.object, "chat.completion.chunk");
+}
+
+#[test]
+fn built_chunks_serialise_like_openai() {
+    let first = ChatChunk::new("chatcmpl-x", 1, "m").with_delta(0, Delta::role());
+    assert_eq!(
+        serde_json::to_string(&first).unwrap(),
+        r#"{"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":null,"choices":[{"index":0,"delta":{"role":"assistant"},"logprobs":null,"finish_reason":null}]}"#
+    );
+    let call = ChatChunk::new("chatcmpl-x", 1, "m").with_delta(
+        0,
+        Delta {
+            tool_calls: Some(vec![ToolCallDelta::start(0, "call_1", "f")]),
+            ..Delta::default()
+        },
+    );
+    let v = serde_json::to_value(&call).unwrap();
+    assert_eq!(
+        v["choices"][0]["delta"]["tool_calls"][0],
+        json!({"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}})
+    );
+    let usage = ChatChunk::new("chatcmpl-x", 1, "m").with_usage(Usage::new(3, 4));
+    let v = serde_json::to_value(&usage).unwrap();
+    assert_eq!(v["choices"], json!([]));
+    assert_eq!(v["usage"]["total_tokens"], json!(7));
+    let fin = ChatChunk::new("chatcmpl-x", 1, "m").with_finish(0, FinishReason::Length);
+    let v = serde_json::to_value(&fin).unwrap();
+    assert_eq!(v["choices"][0]["delta"], json!({}));
+    assert_eq!(v["choices"][0]["finish_reason"], json!("length"));
+}
+
+#[test]
+fn completion_round_trips() {
+    let body = json!({
+        "id": "chatcmpl-2",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "gpt-4o",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello!", "refusal": null},
+            "logprobs": null,
+            "finish_reason": "stop"
+        }],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11,
+                  "prompt_tokens_details": {"cached_tokens": 0}},
+        "system_fingerprint": "fp_2"
+    });
+    assert_eq!(reparse::<ChatCompletion>(&body), body);
+}
+
+#[test]
+fn error_body_round_trips() {
+    let body = json!({"error": {"message": "Unsupported parameter: 'max_tokens'", "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}});
+    assert_eq!(reparse::<ErrorBody>(&body), body);
+}

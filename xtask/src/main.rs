@@ -1,0 +1,156 @@
+//! `cargo xtask`: the project's test, bench and fuzz harness, so CI and local runs are identical.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Prism project automation")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// fmt --check, clippy -D warnings, then every test with snapshots checked (INSTA_UPDATE=no).
+    Test {
+        /// Skip fmt and clippy (tests only).
+        #[arg(long)]
+        no_lint: bool,
+    },
+    /// Run the benchmarks (criterion micro-benchmarks; `gateway` for the end-to-end harness).
+    Bench {
+        /// Which benchmark group to run (default: all micro-benchmarks).
+        filter: Option<String>,
+    },
+    /// Run a cargo-fuzz target for a bounded time (needs the nightly toolchain).
+    Fuzz {
+        /// Fuzz target: `sse`, `eventstream`, or `all`.
+        target: String,
+        /// How long to run each target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    match cli.cmd {
+        Cmd::Test { no_lint } => test(&root, no_lint),
+        Cmd::Bench { filter } => bench(&root, filter.as_deref()),
+        Cmd::Fuzz { target, seconds } => fuzz(&root, &target, seconds),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    // xtask lives one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+}
+
+fn run(mut cmd: Command, what: &str) -> Result<()> {
+    eprintln!("xtask: {what}");
+    let status = cmd.status().with_context(|| format!("could not start {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn test(root: &Path, no_lint: bool) -> Result<()> {
+    if !no_lint {
+        let mut fmt = cargo();
+        fmt.current_dir(root).args(["fmt", "--all", "--", "--check"]);
+        run(fmt, "cargo fmt --check")?;
+        let mut clippy = cargo();
+        clippy.current_dir(root).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        run(clippy, "cargo clippy -D warnings")?;
+    }
+    report_optional_tools();
+    let mut tests = cargo();
+    tests.current_dir(root).env("INSTA_UPDATE", "no").env("CI", "true");
+    if has_nextest() {
+        tests.args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]);
+    } else {
+        tests.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
+    }
+    run(tests, "workspace tests")?;
+    // nextest does not run doctests.
+    if has_nextest() {
+        let mut doc = cargo();
+        doc.current_dir(root).env("INSTA_UPDATE", "no").args(["test", "--workspace", "--locked", "--doc"]);
+        run(doc, "doctests")?;
+    }
+    Ok(())
+}
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Says loudly which test tiers cannot run on this machine, so a skip is never silent.
+fn report_optional_tools() {
+    if which("redis-server").is_none() {
+        eprintln!("xtask: WARNING: redis-server not found; the Redis cache tests will be SKIPPED");
+    }
+    if std::path::Path::new("../shared/reference-streams").exists() {
+        eprintln!("xtask: ../shared/reference-streams found; reference replays will run");
+    } else {
+        eprintln!("xtask: note: ../shared/reference-streams absent; reference replays skipped");
+    }
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(bin)).find(|p| p.is_file())
+}
+
+fn bench(root: &Path, filter: Option<&str>) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.current_dir(root).args(["bench", "--workspace", "--locked"]);
+    if let Some(filter) = filter {
+        cmd.args(["--", filter]);
+    }
+    run(cmd, "criterion benchmarks")
+}
+
+fn fuzz(root: &Path, target: &str, seconds: u64) -> Result<()> {
+    let targets: Vec<&str> = match target {
+        "all" => vec!["sse"],
+        one => vec![one],
+    };
+    for t in targets {
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(root.join("fuzz")).args([
+            "+nightly",
+            "fuzz",
+            "run",
+            t,
+            "--",
+            &format!("-max_total_time={seconds}"),
+        ]);
+        run(cmd, &format!("fuzz target {t} for {seconds}s"))?;
+    }
+    Ok(())
+}
