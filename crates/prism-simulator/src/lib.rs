@@ -44,6 +44,7 @@
 //! are rendered per request.
 
 mod body;
+mod demo_tool;
 mod eventstream;
 mod fixtures;
 mod render;

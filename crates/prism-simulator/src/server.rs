@@ -325,6 +325,7 @@ async fn handle(
         route,
         stream,
         opts: RenderOptions { model: model.unwrap_or_default(), include_usage },
+        body,
     };
     let queued = {
         let mut queues = lock(&shared.queues);
@@ -343,6 +344,8 @@ struct Ctx {
     route: Route,
     stream: bool,
     opts: RenderOptions,
+    /// The request body, for behaviours that answer according to it (the demo's tool calls).
+    body: Bytes,
 }
 
 impl Ctx {
@@ -366,6 +369,11 @@ async fn respond(
         Behavior::Demo => {
             let provider = wire.provider();
             let delay = shared.config.demo_delay;
+            if let Some((name, arguments)) = crate::demo_tool::demo_tool_call(&ctx.body) {
+                let reply = Reply::tool_call(&name, &arguments).usage(24, 12).delay(delay);
+                // Not cacheable: the render cache is keyed by wire and shape, not by tool name.
+                return reply_response(shared, ctx, &reply, false).await;
+            }
             if ctx.stream
                 && ctx.route.sse
                 && let Some(bytes) = fixtures::demo_fixture(wire)
