@@ -101,7 +101,11 @@ pub struct Deployment {
 
 impl Deployment {
     /// A deployment with defaults for everything but kind, URL and model.
-    pub fn new(kind: ProviderKind, base_url: impl Into<String>, upstream_model: impl Into<String>) -> Self {
+    pub fn new(
+        kind: ProviderKind,
+        base_url: impl Into<String>,
+        upstream_model: impl Into<String>,
+    ) -> Self {
         let mut base_url = base_url.into();
         while base_url.ends_with('/') {
             base_url.pop();

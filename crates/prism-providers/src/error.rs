@@ -127,7 +127,8 @@ impl TranslateError {
             },
             other => ProviderError::new(
                 502,
-                ErrorObject::new("upstream_error", other.to_string()).with_code("bad_upstream_response"),
+                ErrorObject::new("upstream_error", other.to_string())
+                    .with_code("bad_upstream_response"),
             ),
         }
     }

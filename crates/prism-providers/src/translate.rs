@@ -136,7 +136,13 @@ pub struct Emitter {
 impl Emitter {
     /// An emitter for one stream.
     pub fn new(ctx: StreamContext) -> Self {
-        Emitter { ctx, choices: Vec::new(), usage: None, finish_order: Vec::new(), native_stop_reason: None }
+        Emitter {
+            ctx,
+            choices: Vec::new(),
+            usage: None,
+            finish_order: Vec::new(),
+            native_stop_reason: None,
+        }
     }
 
     /// The stream's context.
@@ -200,42 +206,72 @@ impl Emitter {
     /// A fragment of a refusal; empty text is skipped.
     pub fn refusal(&mut self, choice: u32, text: &str, out: &mut Vec<OutChunk>) {
         if !text.is_empty() {
-            self.push_delta(choice, Delta { refusal: Some(text.to_owned()), ..Delta::default() }, out);
+            self.push_delta(
+                choice,
+                Delta { refusal: Some(text.to_owned()), ..Delta::default() },
+                out,
+            );
         }
     }
 
     /// Opens a tool call and returns its OpenAI index (counted per choice, from 0).
-    pub fn tool_call_start(&mut self, choice: u32, id: &str, name: &str, out: &mut Vec<OutChunk>) -> u32 {
+    pub fn tool_call_start(
+        &mut self,
+        choice: u32,
+        id: &str,
+        name: &str,
+        out: &mut Vec<OutChunk>,
+    ) -> u32 {
         self.start(choice, out);
         let state = self.state(choice);
         let index = state.tool_has_args.len() as u32;
         state.tool_has_args.push(false);
-        let delta = Delta { tool_calls: Some(vec![ToolCallDelta::start(index, id, name)]), ..Delta::default() };
+        let delta = Delta {
+            tool_calls: Some(vec![ToolCallDelta::start(index, id, name)]),
+            ..Delta::default()
+        };
         out.push(OutChunk::built(self.chunk().with_delta(choice, delta)));
         index
     }
 
     /// A fragment of the arguments of the call at `index`; empty text is skipped.
-    pub fn tool_call_arguments(&mut self, choice: u32, index: u32, text: &str, out: &mut Vec<OutChunk>) {
+    pub fn tool_call_arguments(
+        &mut self,
+        choice: u32,
+        index: u32,
+        text: &str,
+        out: &mut Vec<OutChunk>,
+    ) {
         if text.is_empty() {
             return;
         }
         if let Some(has) = self.state(choice).tool_has_args.get_mut(index as usize) {
             *has = true;
         }
-        let delta = Delta { tool_calls: Some(vec![ToolCallDelta::arguments(index, text)]), ..Delta::default() };
+        let delta = Delta {
+            tool_calls: Some(vec![ToolCallDelta::arguments(index, text)]),
+            ..Delta::default()
+        };
         self.push_delta(choice, delta, out);
     }
 
     /// A whole tool call in one delta (providers that send calls complete); `""` becomes `"{}"`.
-    pub fn tool_call(&mut self, choice: u32, id: &str, name: &str, arguments: &str, out: &mut Vec<OutChunk>) -> u32 {
+    pub fn tool_call(
+        &mut self,
+        choice: u32,
+        id: &str,
+        name: &str,
+        arguments: &str,
+        out: &mut Vec<OutChunk>,
+    ) -> u32 {
         self.start(choice, out);
         let state = self.state(choice);
         let index = state.tool_has_args.len() as u32;
         state.tool_has_args.push(true);
         let mut call = ToolCallDelta::start(index, id, name);
         if let Some(f) = call.function.as_mut() {
-            f.arguments = Some(if arguments.is_empty() { "{}".to_owned() } else { arguments.to_owned() });
+            f.arguments =
+                Some(if arguments.is_empty() { "{}".to_owned() } else { arguments.to_owned() });
         }
         let delta = Delta { tool_calls: Some(vec![call]), ..Delta::default() };
         out.push(OutChunk::built(self.chunk().with_delta(choice, delta)));
@@ -298,13 +334,19 @@ impl Emitter {
     /// the client asked for it.
     pub fn end(&mut self, out: &mut Vec<OutChunk>) -> StreamSummary {
         let unfinished: Vec<u32> = (0..self.choices.len() as u32)
-            .filter(|&c| self.choices[c as usize].started && self.choices[c as usize].finish.is_none())
+            .filter(|&c| {
+                self.choices[c as usize].started && self.choices[c as usize].finish.is_none()
+            })
             .collect();
         for choice in unfinished {
             self.finish(choice, FinishReason::Stop, out);
         }
-        let held: Vec<u32> =
-            self.finish_order.iter().copied().filter(|&c| !self.choices[c as usize].finish_sent).collect();
+        let held: Vec<u32> = self
+            .finish_order
+            .iter()
+            .copied()
+            .filter(|&c| !self.choices[c as usize].finish_sent)
+            .collect();
         let last = held.len().saturating_sub(1);
         for (i, choice) in held.into_iter().enumerate() {
             let state = &mut self.choices[choice as usize];
@@ -316,10 +358,10 @@ impl Emitter {
             }
             out.push(OutChunk::built(chunk));
         }
-        if self.ctx.include_usage {
-            if let Some(usage) = self.usage.clone() {
-                out.push(OutChunk::built(self.chunk().with_usage(usage)));
-            }
+        if self.ctx.include_usage
+            && let Some(usage) = self.usage.clone()
+        {
+            out.push(OutChunk::built(self.chunk().with_usage(usage)));
         }
         self.summary()
     }
@@ -354,7 +396,11 @@ mod tests {
     }
 
     fn ctx(include_usage: bool, usage_on_finish: bool) -> StreamContext {
-        StreamContext { include_usage, usage_on_finish, ..StreamContext::new("chatcmpl-t", 7, "pub") }
+        StreamContext {
+            include_usage,
+            usage_on_finish,
+            ..StreamContext::new("chatcmpl-t", 7, "pub")
+        }
     }
 
     #[test]
