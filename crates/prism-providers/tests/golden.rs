@@ -7,6 +7,11 @@
 //! snapshotting, the stream is also fed one byte at a time and split at every byte boundary; each
 //! must give output identical to feeding it whole.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "a harness that cannot read or render its fixtures fails the test"
+)]
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -65,12 +70,18 @@ fn default_deployment(provider: &str) -> Deployment {
     let kind = kind_named(provider);
     let mut d = match kind {
         ProviderKind::OpenAi => Deployment::new(kind, "https://api.openai.com", "gpt-4o-mini"),
-        ProviderKind::Anthropic => Deployment::new(kind, "https://api.anthropic.com", "claude-sonnet-4-5"),
+        ProviderKind::Anthropic => {
+            Deployment::new(kind, "https://api.anthropic.com", "claude-sonnet-4-5")
+        }
         ProviderKind::Gemini => {
             Deployment::new(kind, "https://generativelanguage.googleapis.com", "gemini-2.5-flash")
         }
         ProviderKind::Vertex => {
-            let mut d = Deployment::new(kind, "https://us-central1-aiplatform.googleapis.com", "gemini-2.5-flash");
+            let mut d = Deployment::new(
+                kind,
+                "https://us-central1-aiplatform.googleapis.com",
+                "gemini-2.5-flash",
+            );
             d.project = Some("test-project".into());
             d.region = Some("us-central1".into());
             d
@@ -151,7 +162,8 @@ fn context_for(req: &ChatRequest) -> StreamContext {
     }
 }
 
-const SECRET_HEADERS: &[&str] = &["authorization", "x-api-key", "x-goog-api-key", "x-amz-security-token"];
+const SECRET_HEADERS: &[&str] =
+    &["authorization", "api-key", "x-api-key", "x-goog-api-key", "x-amz-security-token"];
 
 fn render_request(req: &ChatRequest, deployment: &Deployment, stream: bool) -> String {
     let opts = BuildOptions { stream, request_usage: true, now: fixed_now() };
@@ -192,7 +204,7 @@ fn render_stream(deployment: &Deployment, ctx: &StreamContext, pieces: &[&[u8]])
     let mut translator = prism_providers::stream_translator(deployment, ctx.clone());
     let mut out: Vec<OutChunk> = Vec::new();
     let mut s = String::new();
-    let mut flush = |out: &mut Vec<OutChunk>, s: &mut String| {
+    let flush = |out: &mut Vec<OutChunk>, s: &mut String| {
         for chunk in out.drain(..) {
             let mut json = Vec::new();
             chunk.write_json(&mut json);
@@ -229,15 +241,20 @@ fn render_error(mut s: String, e: &prism_providers::TranslateError) -> String {
     let mapped = e.to_provider_error();
     let body = serde_json::to_string(&mapped.error.clone().into_body()).unwrap();
     writeln!(s, "data: {body}\n").unwrap();
-    writeln!(s, "--- stream ended without [DONE]: {e} (status {}, retryable {})", mapped.status, mapped.retryable)
-        .unwrap();
+    writeln!(
+        s,
+        "--- stream ended without [DONE]: {e} (status {}, retryable {})",
+        mapped.status, mapped.retryable
+    )
+    .unwrap();
     s
 }
 
 fn run_case(provider: &str, case: &Path) {
     let name = format!("{provider}__{}", case.file_name().unwrap().to_str().unwrap());
-    let req: ChatRequest = serde_json::from_slice(&std::fs::read(case.join("request.json")).unwrap())
-        .unwrap_or_else(|e| panic!("{name}: request.json: {e}"));
+    let req: ChatRequest =
+        serde_json::from_slice(&std::fs::read(case.join("request.json")).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: request.json: {e}"));
     let deployment = deployment_for(provider, case);
     let ctx = context_for(&req);
 
@@ -255,7 +272,11 @@ fn run_case(provider: &str, case: &Path) {
     let whole = render_stream(&deployment, &ctx, &[&bytes]);
     // Split invariance, before any snapshot: byte by byte, and two pieces at every offset.
     let singles: Vec<&[u8]> = bytes.chunks(1).collect();
-    assert_eq!(render_stream(&deployment, &ctx, &singles), whole, "{name}: byte-by-byte feed differs");
+    assert_eq!(
+        render_stream(&deployment, &ctx, &singles),
+        whole,
+        "{name}: byte-by-byte feed differs"
+    );
     for at in 1..bytes.len() {
         let (a, b) = bytes.split_at(at);
         let split = render_stream(&deployment, &ctx, &[a, b]);
