@@ -84,5 +84,44 @@ pub fn map_error_response(
     if err.retry_after_secs.is_none() {
         err.retry_after_secs = retry_after;
     }
+    // An upstream that rejects the gateway's own credentials is a gateway fault the client cannot
+    // fix: every provider reports it the same way, and another deployment may still serve.
+    if status == 401
+        || err.status == 401
+        || err.error.code.as_deref() == Some("upstream_authentication_failed")
+    {
+        err.status = 502;
+        err.error.kind = "upstream_error".to_owned();
+        err.error.code = Some("upstream_authentication_failed".to_owned());
+        err.retryable = true;
+    }
     err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejected_gateway_credentials_look_the_same_for_every_provider() {
+        let bodies: [(ProviderKind, &[u8]); 4] = [
+            (ProviderKind::OpenAi, br#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#),
+            (ProviderKind::Anthropic, br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#),
+            (ProviderKind::Gemini, br#"{"error":{"code":401,"message":"API key not valid","status":"UNAUTHENTICATED"}}"#),
+            (ProviderKind::Bedrock, br#"{"message":"The security token included in the request is invalid."}"#),
+        ];
+        for (kind, body) in bodies {
+            let err = map_error_response(kind, 401, body, None);
+            assert_eq!(err.status, 502, "{kind:?}");
+            assert_eq!(
+                err.error.code.as_deref(),
+                Some("upstream_authentication_failed"),
+                "{kind:?}"
+            );
+            assert!(err.retryable, "{kind:?}");
+        }
+        // Other statuses keep their provider mapping, and retry-after falls back to the header.
+        let err = map_error_response(ProviderKind::Anthropic, 429, b"{}", Some(7));
+        assert_eq!((err.status, err.retry_after_secs), (429, Some(7)));
+    }
 }
