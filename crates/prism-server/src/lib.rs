@@ -1,0 +1,32 @@
+//! The Prism gateway server: an OpenAI-compatible HTTP front (hyper 1.x, HTTP/1.1 and HTTP/2)
+//! that authenticates, routes each public model to its ordered deployments, retries and falls
+//! back while nothing has reached the client, and streams translated chunks with backpressure.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = prism_server::Config::load(std::path::Path::new("prism.toml"))?;
+//! let server = prism_server::Server::bind(config).await?;
+//! server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+mod app;
+mod body;
+mod chat;
+pub mod config;
+mod error;
+mod hooks;
+mod metrics;
+mod server;
+mod sse_body;
+mod upstream;
+
+pub use body::ResponseBody;
+pub use config::{Config, ConfigError, EmbeddedOptions};
+pub use error::GatewayError;
+pub use hooks::{
+    BoxFuture, Caller, CompletionCache, HookRejection, Hooks, InputCheck, OutputFilter,
+    OutputFilterFactory,
+};
+pub use metrics::Metrics;
+pub use server::{Server, ServerError, ServerHandle};

@@ -1,0 +1,224 @@
+//! The listener and connection handling: HTTP/1.1 and HTTP/2 on one port (hyper-util's auto
+//! builder), `TCP_NODELAY` on every accepted socket, and graceful shutdown — stop accepting,
+//! let open responses finish up to the grace period, then drop what is left.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::{self, AppState};
+use crate::config::Config;
+use crate::hooks::Hooks;
+use crate::metrics::Metrics;
+use crate::upstream::UpstreamClient;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The upstream HTTP client could not be built (TLS set-up).
+    #[error("cannot build the upstream HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// The server task failed.
+    #[error("server task failed")]
+    Join(#[source] tokio::task::JoinError),
+}
+
+/// A bound, not yet running server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Binds `config.listen` (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// [`ServerError::Bind`] or [`ServerError::Client`].
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        Server::bind_with(config, Hooks::default()).await
+    }
+
+    /// Binds with pipeline hooks installed.
+    ///
+    /// # Errors
+    /// [`ServerError::Bind`] or [`ServerError::Client`].
+    pub async fn bind_with(config: Config, hooks: Hooks) -> Result<Server, ServerError> {
+        let upstream = UpstreamClient::new(&config.timeouts).map_err(ServerError::Client)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+        Ok(Server { listener, addr, state: Arc::new(AppState::new(config, upstream, hooks)) })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.state.metrics)
+    }
+
+    /// Serves until `shutdown` completes, then shuts down gracefully: no new connections,
+    /// `/ready` answers 503, open responses get `timeouts.shutdown_grace` to finish.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for fatal listener errors.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServerError> {
+        let Server { listener, addr, state } = self;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+        builder.http2().timer(TokioTimer::new());
+        let builder = Arc::new(builder);
+        let tracker = TaskTracker::new();
+        let graceful = CancellationToken::new();
+        let hard = CancellationToken::new();
+        tracing::info!(%addr, "listening");
+
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let state = Arc::clone(&state);
+            let builder = Arc::clone(&builder);
+            let graceful = graceful.clone();
+            let hard = hard.clone();
+            tracker.spawn(async move {
+                let service = service_fn(move |req| {
+                    let state = Arc::clone(&state);
+                    async move { Ok::<_, Infallible>(app::handle(state, req).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                let result = tokio::select! {
+                    result = conn.as_mut() => result,
+                    () = graceful.cancelled() => {
+                        conn.as_mut().graceful_shutdown();
+                        tokio::select! {
+                            result = conn.as_mut() => result,
+                            () = hard.cancelled() => Ok(()),
+                        }
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+
+        drop(listener);
+        state.shutting_down.store(true, Ordering::Relaxed);
+        let grace = state.config.timeouts.shutdown_grace;
+        tracing::info!(
+            open_connections = tracker.len(),
+            grace_ms = grace.as_millis() as u64,
+            "shutting down"
+        );
+        graceful.cancel();
+        tracker.close();
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                open_connections = tracker.len(),
+                "grace period over; closing the remaining connections"
+            );
+            hard.cancel();
+            tracker.wait().await;
+        }
+        tracing::info!("shut down");
+        Ok(())
+    }
+
+    /// Runs the server on a task; the handle shuts it down.
+    pub fn spawn(self) -> ServerHandle {
+        let addr = self.addr;
+        let metrics = self.metrics();
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        let join =
+            tokio::spawn(
+                async move { self.run_until(async move { stop.cancelled().await }).await },
+            );
+        ServerHandle { addr, token, join, metrics }
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    token: CancellationToken,
+    join: JoinHandle<Result<(), ServerError>>,
+    metrics: Arc<Metrics>,
+}
+
+impl ServerHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&self) {
+        self.token.cancel();
+    }
+
+    /// Shuts down gracefully and waits until the server stopped.
+    ///
+    /// # Errors
+    /// [`ServerError::Join`] when the server task panicked.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.token.cancel();
+        self.join.await.map_err(ServerError::Join)?
+    }
+}

@@ -1,0 +1,487 @@
+//! The committed stream: a response body that pulls the upstream body directly, so a slow client
+//! slows the upstream reads and a gone client drops the upstream connection (hyper drops the
+//! body). Each upstream read is fed to the translator and every complete event it yields goes
+//! out in one frame; events are never split across frames.
+//!
+//! Endings: a clean upstream end writes `data: [DONE]`; anything else (upstream error event,
+//! early EOF, broken framing, idle or total timeout, a filter's refusal) writes one
+//! `data: {"error":…}` event and ends without `[DONE]`.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body as _, Frame};
+use prism_providers::{ByteTranslator, Credentials, OutChunk, StreamSummary, TranslateError};
+use prism_types::{ErrorBody, ErrorObject};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Sleep};
+use tracing::Span;
+
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::hooks::OutputFilter;
+use crate::metrics::StreamTotals;
+use crate::upstream::{Primed, redact};
+
+/// Initial capacity of the per-stream output buffer; it grows only for unusually large batches.
+const BUF_CAPACITY: usize = 8 * 1024;
+/// A frame goes out once this much is encoded even if the upstream has more ready, which bounds
+/// the buffer and keeps a fast upstream from delaying the first bytes of a batch.
+const BATCH_BYTES: usize = 16 * 1024;
+
+/// Everything about a committed stream that is not the byte pipeline itself.
+pub(crate) struct StreamMeta {
+    pub(crate) state: Arc<AppState>,
+    pub(crate) model: String,
+    pub(crate) provider: String,
+    pub(crate) started: Instant,
+    pub(crate) total_deadline: Instant,
+    pub(crate) span: Span,
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
+    /// The deployment's credentials, only to scrub them from upstream error messages.
+    pub(crate) credentials: Credentials,
+}
+
+/// A live SSE response body.
+pub(crate) struct SseBody {
+    /// `None` once the upstream is finished or abandoned (dropping it closes the connection).
+    upstream: Option<reqwest::Body>,
+    translator: Box<dyn ByteTranslator>,
+    filter: Option<Box<dyn OutputFilter>>,
+    /// Reused translator output.
+    out: Vec<OutChunk>,
+    /// Reused JSON scratch for chunks that need serialising.
+    json: Vec<u8>,
+    /// Encoded events not yet handed to hyper.
+    buf: BytesMut,
+    /// No more events will be produced; the body ends once `buf` is drained.
+    ended: bool,
+    /// One timer for keep-alive, idle and total deadlines, re-armed lazily.
+    timer: Pin<Box<Sleep>>,
+    last_upstream: Instant,
+    last_keepalive: Instant,
+    idle: Duration,
+    keepalive: Duration,
+    totals: StreamTotals,
+    /// Upstream reads and frames written, for the end-of-stream log.
+    reads: u64,
+    frames: u64,
+    /// Why the stream ended, for metrics and the log; `None` while open.
+    end_reason: Option<&'static str>,
+    meta: StreamMeta,
+}
+
+impl fmt::Debug for SseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SseBody")
+            .field("model", &self.meta.model)
+            .field("provider", &self.meta.provider)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the timer found.
+enum Tick {
+    KeepAlive,
+    Idle,
+    Total,
+}
+
+impl SseBody {
+    /// Commits a primed attempt: encodes the held chunks (and, when the upstream already ended,
+    /// the closing chunks and `[DONE]`).
+    pub(crate) fn new(
+        primed: Primed,
+        filter: Option<Box<dyn OutputFilter>>,
+        meta: StreamMeta,
+    ) -> SseBody {
+        let timeouts = &meta.state.config.timeouts;
+        let now = Instant::now();
+        let idle = timeouts.idle;
+        let keepalive = timeouts.keepalive;
+        let first = (now + keepalive).min(now + idle).min(meta.total_deadline);
+        meta.state.metrics.stream_started();
+        let mut body = SseBody {
+            upstream: Some(primed.body),
+            translator: primed.translator,
+            filter,
+            out: primed.held,
+            json: Vec::with_capacity(512),
+            buf: BytesMut::with_capacity(BUF_CAPACITY),
+            ended: false,
+            timer: Box::pin(tokio::time::sleep_until(first)),
+            last_upstream: now,
+            last_keepalive: now,
+            idle,
+            keepalive,
+            totals: StreamTotals {
+                upstream_bytes: primed.upstream_bytes,
+                ..StreamTotals::default()
+            },
+            reads: 0,
+            frames: 0,
+            end_reason: None,
+            meta,
+        };
+        match primed.finished {
+            Some(summary) => {
+                if body.encode_out() {
+                    body.close_clean(&summary);
+                }
+            }
+            None => {
+                if body.encode_out() && body.translator.is_done() {
+                    body.finish_upstream();
+                }
+            }
+        }
+        body
+    }
+
+    pub(crate) fn is_end_stream(&self) -> bool {
+        self.ended && self.buf.is_empty()
+    }
+
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        loop {
+            if self.ended || self.buf.len() >= BATCH_BYTES {
+                return Poll::Ready(self.take_frame());
+            }
+            let Some(upstream) = self.upstream.as_mut() else {
+                // Unreachable in practice: the upstream is only dropped together with `ended`.
+                self.fail(GatewayError::Internal.to_error_object(), "internal");
+                continue;
+            };
+            match Pin::new(upstream).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.on_upstream_bytes(&data);
+                    }
+                    // Keep reading while the upstream has more ready: several events in one
+                    // frame cost one write instead of many, and add no latency.
+                    continue;
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::warn!(parent: &self.meta.span, error = %e.without_url(), "upstream read failed mid-stream");
+                    let error = ErrorObject::new(
+                        "upstream_error",
+                        "the connection to the upstream provider failed mid-stream",
+                    )
+                    .with_code("upstream_connection_lost");
+                    self.fail(error, "upstream_error");
+                    continue;
+                }
+                Poll::Ready(None) => {
+                    self.finish_upstream();
+                    continue;
+                }
+                Poll::Pending => {}
+            }
+            // The upstream has nothing more right now: flush what is encoded.
+            if !self.buf.is_empty() {
+                return Poll::Ready(self.take_frame());
+            }
+            match self.poll_timer(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Tick::KeepAlive) => {
+                    prism_sse::write_comment(&mut self.buf, "keep-alive")
+                }
+                Poll::Ready(Tick::Idle) => {
+                    self.fail(
+                        GatewayError::UpstreamTimeout { stage: "idle" }.to_error_object(),
+                        "idle_timeout",
+                    );
+                }
+                Poll::Ready(Tick::Total) => {
+                    self.fail(
+                        GatewayError::UpstreamTimeout { stage: "total" }.to_error_object(),
+                        "total_timeout",
+                    );
+                }
+            }
+        }
+    }
+
+    /// The encoded events as one frame, or the end of the body when there are none.
+    fn take_frame(&mut self) -> Option<Result<Frame<Bytes>, Infallible>> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        self.frames += 1;
+        Some(Ok(Frame::data(self.buf.split().freeze())))
+    }
+
+    fn on_upstream_bytes(&mut self, data: &[u8]) {
+        self.totals.upstream_bytes += data.len() as u64;
+        self.reads += 1;
+        self.last_upstream = Instant::now();
+        let fed = self.translator.feed(data, &mut self.out);
+        // Chunks completed before an error still go out, ahead of the error event.
+        if !self.encode_out() {
+            return;
+        }
+        match fed {
+            Err(e) => {
+                let error = self.client_error(&e);
+                tracing::warn!(parent: &self.meta.span, error = %error.message, "upstream failed mid-stream");
+                self.fail(error, "upstream_error");
+            }
+            Ok(()) if self.translator.is_done() => self.finish_upstream(),
+            Ok(()) => {}
+        }
+    }
+
+    /// The upstream ended (EOF or its terminal event): closing chunks and `[DONE]`, or the error.
+    fn finish_upstream(&mut self) {
+        match self.translator.finish(&mut self.out) {
+            Ok(summary) => {
+                if self.encode_out() {
+                    self.close_clean(&summary);
+                }
+            }
+            Err(e) => {
+                let error = self.client_error(&e);
+                tracing::warn!(parent: &self.meta.span, error = %error.message, "upstream stream ended badly");
+                if self.encode_out() {
+                    self.fail(error, "upstream_error");
+                }
+            }
+        }
+    }
+
+    /// The error object for a translation failure, with any credential scrubbed from the
+    /// upstream's own message.
+    fn client_error(&self, e: &TranslateError) -> ErrorObject {
+        let mut error = e.to_provider_error().error;
+        redact(&mut error.message, &self.meta.credentials);
+        error
+    }
+
+    fn close_clean(&mut self, summary: &StreamSummary) {
+        if let Some(filter) = self.filter.as_mut() {
+            if let Err(rejection) = filter.finish(&mut self.out) {
+                self.out.clear();
+                self.fail(rejection.error, "filtered");
+                return;
+            }
+            self.encode_chunks();
+        }
+        if let Some(usage) = &summary.usage {
+            self.totals.prompt_tokens = usage.prompt_tokens;
+            self.totals.completion_tokens = usage.completion_tokens;
+        }
+        prism_sse::write_done(&mut self.buf);
+        self.end("done");
+    }
+
+    /// Runs the output filter over `out` and encodes what it lets through. Returns `false` when
+    /// the filter ended the stream.
+    fn encode_out(&mut self) -> bool {
+        if let Some(filter) = self.filter.as_mut()
+            && let Err(rejection) = filter.filter(&mut self.out)
+        {
+            self.out.clear();
+            self.fail(rejection.error, "filtered");
+            return false;
+        }
+        self.encode_chunks();
+        true
+    }
+
+    fn encode_chunks(&mut self) {
+        self.totals.chunks += self.out.len() as u64;
+        for chunk in self.out.drain(..) {
+            match &chunk.raw {
+                Some(raw) => prism_sse::write_data(&mut self.buf, raw),
+                None => {
+                    self.json.clear();
+                    chunk.write_json(&mut self.json);
+                    prism_sse::write_data(&mut self.buf, &self.json);
+                }
+            }
+        }
+    }
+
+    /// Ends the stream with one error event and no `[DONE]`.
+    fn fail(&mut self, error: ErrorObject, reason: &'static str) {
+        self.json.clear();
+        if serde_json::to_writer(&mut self.json, &ErrorBody { error }).is_ok() {
+            prism_sse::write_data(&mut self.buf, &self.json);
+        }
+        self.end(reason);
+    }
+
+    fn end(&mut self, reason: &'static str) {
+        self.ended = true;
+        // Dropping the upstream body closes (or returns to the pool) the upstream connection now,
+        // not when the client finishes reading.
+        self.upstream = None;
+        if self.end_reason.is_none() {
+            self.end_reason = Some(reason);
+            self.record(reason);
+        }
+    }
+
+    fn record(&mut self, reason: &'static str) {
+        let meta = &self.meta;
+        let elapsed = meta.started.elapsed();
+        meta.state.metrics.stream_ended(&meta.model, &meta.provider, reason, elapsed, self.totals);
+        tracing::info!(
+            parent: &meta.span,
+            reason,
+            chunks = self.totals.chunks,
+            upstream_bytes = self.totals.upstream_bytes,
+            upstream_reads = self.reads,
+            frames = self.frames,
+            prompt_tokens = self.totals.prompt_tokens,
+            completion_tokens = self.totals.completion_tokens,
+            duration_ms = elapsed.as_millis() as u64,
+            "stream ended"
+        );
+    }
+
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<Tick> {
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            if now >= self.meta.total_deadline {
+                return Poll::Ready(Tick::Total);
+            }
+            let idle_at = self.last_upstream + self.idle;
+            if now >= idle_at {
+                return Poll::Ready(Tick::Idle);
+            }
+            let keepalive_at = self.last_upstream.max(self.last_keepalive) + self.keepalive;
+            let fire = now >= keepalive_at;
+            if fire {
+                self.last_keepalive = now;
+            }
+            let next = (self.last_upstream.max(self.last_keepalive) + self.keepalive)
+                .min(idle_at)
+                .min(self.meta.total_deadline);
+            self.timer.as_mut().reset(next);
+            if fire {
+                return Poll::Ready(Tick::KeepAlive);
+            }
+        }
+    }
+}
+
+impl Drop for SseBody {
+    fn drop(&mut self) {
+        if self.end_reason.is_none() {
+            // hyper drops the body when the client goes away; the upstream goes with it.
+            self.end_reason = Some("client_closed");
+            self.record("client_closed");
+        }
+        let _ = self.meta.permit.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt as _;
+    use prism_providers::{Deployment, ProviderKind, StreamContext};
+    use prism_simulator::{RenderOptions, Reply, Wire};
+
+    use super::*;
+    use crate::config::{Config, EmbeddedOptions};
+    use crate::hooks::Hooks;
+    use crate::upstream::UpstreamClient;
+
+    fn state() -> Arc<AppState> {
+        let env = |_: &str| None;
+        let config = Config::embedded(EmbeddedOptions {
+            simulator_url: "http://127.0.0.1:9",
+            dev_key: "sk-prism-k",
+            env: &env,
+        });
+        let upstream = UpstreamClient::new(&config.timeouts).unwrap();
+        Arc::new(AppState::new(config, upstream, Hooks::default()))
+    }
+
+    /// Feeds a rendered upstream stream cut into `piece`-byte reads and returns every frame.
+    async fn frames(upstream: &[u8], piece: usize) -> Vec<Bytes> {
+        let pieces: Vec<Result<Bytes, std::io::Error>> =
+            upstream.chunks(piece).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let deployment = Deployment::new(ProviderKind::Anthropic, "http://127.0.0.1:9", "m");
+        let ctx = StreamContext::new("chatcmpl-t", 1, "pub");
+        let primed = Primed {
+            body: reqwest::Body::wrap_stream(futures::stream::iter(pieces)),
+            translator: prism_providers::stream_translator(&deployment, ctx),
+            held: Vec::new(),
+            finished: None,
+            upstream_bytes: 0,
+            first_content_at: Instant::now(),
+        };
+        let state = state();
+        let meta = StreamMeta {
+            total_deadline: Instant::now() + Duration::from_secs(10),
+            state,
+            model: "pub".into(),
+            provider: "p".into(),
+            started: Instant::now(),
+            span: Span::none(),
+            permit: None,
+            credentials: Credentials::None,
+        };
+        let mut body = crate::body::ResponseBody::sse(SseBody::new(primed, None, meta));
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            out.push(frame.unwrap().into_data().unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn every_frame_holds_whole_events_whatever_the_upstream_reads() {
+        let reply = Reply::text("Split me into many small pieces, please.");
+        let upstream: Vec<u8> =
+            prism_simulator::render_stream(Wire::Anthropic, &reply, &RenderOptions::new("m"))
+                .concat();
+        let mut transcripts = Vec::new();
+        for piece in [1, 2, 7, 64, upstream.len()] {
+            let frames = frames(&upstream, piece).await;
+            for f in &frames {
+                assert!(
+                    f.starts_with(b"data: ") && f.ends_with(b"\n\n"),
+                    "piece {piece}: split event {f:?}"
+                );
+            }
+            let text: String = frames.iter().map(|f| std::str::from_utf8(f).unwrap()).collect();
+            assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+            transcripts.push(text);
+        }
+        assert!(
+            transcripts.windows(2).all(|w| w[0] == w[1]),
+            "the output must not depend on the read sizes"
+        );
+        assert!(transcripts[0].contains("\"content\":\"Split \""));
+    }
+
+    #[tokio::test]
+    async fn a_truncated_upstream_ends_with_one_error_event() {
+        let reply = Reply::text("cut short here");
+        let mut events =
+            prism_simulator::render_stream(Wire::Anthropic, &reply, &RenderOptions::new("m"));
+        events.truncate(events.len() - 2);
+        let frames = frames(&events.concat(), 5).await;
+        let text: String = frames.iter().map(|f| std::str::from_utf8(f).unwrap()).collect();
+        assert!(!text.contains("[DONE]"), "{text}");
+        let last = text.trim_end().rsplit("\n\n").next().unwrap();
+        assert!(last.starts_with("data: {\"error\":"), "{text}");
+        assert_eq!(text.matches("\"error\"").count(), 1);
+    }
+}
