@@ -1,7 +1,10 @@
 //! The `prism` binary: `prism serve` runs the gateway (the embedded demo default when no
-//! `--config` is given) and `prism check-config FILE` validates a configuration file.
+//! `--config` is given), `prism check-config FILE` validates a configuration file, `prism chat`
+//! talks to a gateway from the terminal, and `prism simulate` runs the upstream simulator.
 
+mod chat;
 mod serve;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +28,15 @@ enum Command {
         /// The configuration file.
         file: PathBuf,
     },
+    /// Chat with a model through a gateway (key and URL from PRISM_API_KEY / PRISM_BASE_URL).
+    Chat(chat::ChatArgs),
+    /// Run the upstream simulator (every provider's native wire format) on its own.
+    Simulate(simulate::SimulateArgs),
+}
+
+fn run_chat(args: chat::ChatArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(chat::run(args))
 }
 
 fn main() -> ExitCode {
@@ -32,6 +44,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::CheckConfig { file } => serve::check_config(&file),
+        Command::Chat(args) => run_chat(args),
+        Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
