@@ -90,10 +90,19 @@ fn test(root: &Path, no_lint: bool) -> Result<()> {
         tests.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
     }
     run(tests, "workspace tests")?;
+    // The real OpenAI Python SDK against a running gateway (skipped loudly without the package).
+    let mut sdk = Command::new("bash");
+    sdk.current_dir(root).arg("tests/sdk/run.sh");
+    run(sdk, "OpenAI Python SDK tier")?;
     // nextest does not run doctests.
     if has_nextest() {
         let mut doc = cargo();
-        doc.current_dir(root).env("INSTA_UPDATE", "no").args(["test", "--workspace", "--locked", "--doc"]);
+        doc.current_dir(root).env("INSTA_UPDATE", "no").args([
+            "test",
+            "--workspace",
+            "--locked",
+            "--doc",
+        ]);
         run(doc, "doctests")?;
     }
     Ok(())
@@ -113,6 +122,16 @@ fn has_nextest() -> bool {
 fn report_optional_tools() {
     if which("redis-server").is_none() {
         eprintln!("xtask: WARNING: redis-server not found; the Redis cache tests will be SKIPPED");
+    }
+    let has_openai_sdk = Command::new("python3")
+        .args(["-c", "import openai"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_openai_sdk {
+        eprintln!(
+            "xtask: WARNING: python3 `openai` package not found; the SDK tier will be SKIPPED"
+        );
     }
     if std::path::Path::new("../shared/reference-streams").exists() {
         eprintln!("xtask: ../shared/reference-streams found; reference replays will run");
