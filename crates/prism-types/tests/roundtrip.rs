@@ -1,5 +1,7 @@
 //! Round trips of OpenAI-shaped requests, completions and chunks through the wire types.
 
+#![expect(clippy::expect_used, reason = "test helpers fail loudly")]
+
 use prism_types::{
     ChatChunk, ChatCompletion, ChatRequest, Content, ContentPart, Delta, ErrorBody, FinishReason,
     Message, Stop, ToolCallDelta, ToolChoice, ToolChoiceMode, Usage,
