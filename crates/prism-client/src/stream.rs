@@ -110,7 +110,8 @@ impl ChatCompletionStream {
     }
 
     /// Drains the rest of the stream and returns the assembled completion: content, refusal,
-    /// reasoning, tool calls merged by index, finish reasons and usage.
+    /// reasoning, thinking blocks (ready to echo in the next request, see [`Accumulator`]), tool
+    /// calls merged by index, finish reasons and usage.
     ///
     /// # Errors
     /// The error that ended the stream ([`Error::Stream`], [`Error::Truncated`], …); a later call

@@ -180,6 +180,7 @@ mod tests {
                     },
                 }]),
                 reasoning_content: None,
+                thinking_blocks: None,
                 name: None,
             },
             Message::Tool { content: "ip 10.0.0.1".into(), tool_call_id: "c1".into() },

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use prism_types::{
-    ChatChunk, ChatCompletion, ChunkChoice, Delta, FunctionCallDelta, Role, ToolCallDelta,
+    ChatChunk, ChatCompletion, ChunkChoice, Delta, FunctionCallDelta, Role, ThinkingBlock,
+    ToolCallDelta,
 };
 
 use crate::config::Mode;
@@ -492,8 +493,9 @@ impl OutputScanner {
     fn scan_choice(&mut self, choice: ChunkChoice, verdict: &mut Verdict) -> Option<ChunkChoice> {
         let ChunkChoice { index, delta, logprobs, finish_reason } = choice;
         let originally_empty = delta.is_empty();
-        let Delta { role, content, refusal, reasoning_content, tool_calls } = delta;
-        let mut builder = DeltaBuilder { role, ..DeltaBuilder::default() };
+        let Delta { role, content, refusal, reasoning_content, thinking_blocks, tool_calls } =
+            delta;
+        let mut builder = DeltaBuilder { role, thinking_blocks, ..DeltaBuilder::default() };
         builder.tools_given = tool_calls.is_some();
         for (channel, text) in [
             (Channel::Reasoning, reasoning_content),
@@ -581,6 +583,8 @@ struct DeltaBuilder {
     content: Field,
     refusal: Field,
     reasoning: Field,
+    /// Thinking-block replay data (signatures, redacted blocks): no text to scan, kept as is.
+    thinking_blocks: Option<Vec<ThinkingBlock>>,
     tools: Vec<ToolCallDelta>,
     tools_given: bool,
 }
@@ -656,6 +660,7 @@ impl DeltaBuilder {
             content: self.content.finish(),
             refusal: self.refusal.finish(),
             reasoning_content: self.reasoning.finish(),
+            thinking_blocks: self.thinking_blocks,
             tool_calls: if self.tools.is_empty() && !self.tools_given {
                 None
             } else {

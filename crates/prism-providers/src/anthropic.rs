@@ -19,7 +19,8 @@
 //! | `message_start` | the role delta `{"role":"assistant","content":""}`; usage recorded |
 //! | `text` block, `text_delta` | `delta.content` |
 //! | `thinking` block, `thinking_delta` | `delta.reasoning_content` |
-//! | `signature_delta`, `redacted_thinking` | dropped (no OpenAI slot; see [`build_body`] on tool loops) |
+//! | `signature_delta` | `delta.thinking_blocks: [{"type":"thinking","thinking":"","signature":…}]` (closes the block's text) |
+//! | `redacted_thinking` block | `delta.thinking_blocks: [{"type":"redacted_thinking","data":…}]` |
 //! | `tool_use` block start | first `tool_calls` fragment: id, name, `arguments:""`, index counted per response |
 //! | `input_json_delta` | argument fragments (empty fragments skipped; none at all → `"{}"` at block stop) |
 //! | `server_tool_use`, `mcp_tool_use`, `*_tool_result`, unknown blocks and deltas | dropped: not client tool calls |
@@ -38,6 +39,11 @@
 //! `prompt_tokens_details.cached_tokens = cache_read`, `completion_tokens = output` (thinking
 //! included); cache writes are kept as the extension field `cache_creation_input_tokens`.
 //!
+//! Thinking round trip: responses expose thinking blocks with LiteLLM's `thinking_blocks`
+//! extension (streams as described in [`crate::translate`]; whole messages with full blocks in
+//! `message.thinking_blocks`), and an assistant message that echoes `thinking_blocks` gets them
+//! back as its leading `thinking` / `redacted_thinking` content blocks (see [`build_body`]).
+//!
 //! `response_format` (`json_object`, `json_schema`) uses a synthetic tool, [`JSON_TOOL`], whose
 //! input is streamed back as `delta.content` with `finish_reason: "stop"`.
 
@@ -52,7 +58,7 @@ pub use stream::{EventTranslator, StreamPipeline};
 use bytes::Bytes;
 use prism_types::{
     ChatCompletion, ChatRequest, Choice, ErrorObject, FinishReason, FunctionCall,
-    PromptTokensDetails, ResponseMessage, ToolCall, Usage,
+    PromptTokensDetails, ResponseMessage, ThinkingBlock, ToolCall, Usage,
 };
 
 use crate::deployment::Credentials;
@@ -118,8 +124,15 @@ pub fn build_request(
 /// with temperature dropped; `user` → `metadata.user_id`. Penalties, seed, logprobs and
 /// logit_bias have no Anthropic equivalent and are dropped.
 ///
-/// Thinking is not enabled when the last assistant turn made tool calls: Anthropic then requires
-/// that turn to start with its signed thinking blocks, which OpenAI messages cannot carry.
+/// An assistant message's `thinking_blocks` (LiteLLM's extension) become the first content
+/// blocks of its turn, in order: `{"type":"thinking","thinking","signature"}` and
+/// `{"type":"redacted_thinking","data"}`; thinking blocks without a signature are dropped, since
+/// Anthropic rejects them. The blocks are sent whether or not this request asks for thinking.
+///
+/// Thinking stays off when it is requested but the last assistant turn made tool calls without
+/// echoing any thinking blocks: with thinking on, Anthropic requires that turn to start with its
+/// signed thinking blocks and would reject the request. Clients that echo `thinking_blocks` keep
+/// thinking on through the tool loop.
 ///
 /// # Errors
 /// [`TranslateError::InvalidRequest`] for `n > 1`, audio input, non-PDF files, images that are
@@ -168,12 +181,23 @@ pub fn translate_message(
     })?;
     let mut text = String::new();
     let mut reasoning = String::new();
+    let mut thinking_blocks = Vec::new();
     let mut calls = Vec::new();
     let mut json_answer = false;
     for block in &message.content {
         match block.kind.as_str() {
             "text" => text.push_str(block.text.as_deref().unwrap_or("")),
-            "thinking" => reasoning.push_str(block.thinking.as_deref().unwrap_or("")),
+            "thinking" => {
+                let thinking = block.thinking.clone().unwrap_or_default();
+                reasoning.push_str(&thinking);
+                let signature = block.signature.clone().filter(|s| !s.is_empty());
+                thinking_blocks.push(ThinkingBlock::Thinking { thinking, signature });
+            }
+            "redacted_thinking" => {
+                if let Some(data) = block.data.clone() {
+                    thinking_blocks.push(ThinkingBlock::RedactedThinking { data });
+                }
+            }
             "tool_use" => {
                 let name = block.name.clone().unwrap_or_default();
                 let arguments = block
@@ -205,6 +229,7 @@ pub fn translate_message(
         message: ResponseMessage {
             content,
             reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
+            thinking_blocks: (!thinking_blocks.is_empty()).then_some(thinking_blocks),
             tool_calls: (!calls.is_empty()).then_some(calls),
             ..ResponseMessage::default()
         },

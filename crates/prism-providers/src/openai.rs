@@ -697,6 +697,8 @@ impl StreamPipeline {
             content: non_empty(&d.content),
             refusal: non_empty(&d.refusal),
             reasoning_content: non_empty(&d.reasoning_content),
+            // LiteLLM-style upstreams' replay data passes through unchanged.
+            thinking_blocks: d.thinking_blocks.clone(),
             tool_calls: None,
         };
         let mut calls = Vec::new();

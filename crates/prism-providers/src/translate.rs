@@ -11,9 +11,27 @@
 //! - usage: with `include_usage`, one final chunk with `choices: []`; without it and with
 //!   `usage_on_finish`, the finish chunk waits for the usage and carries it; otherwise usage is
 //!   only reported in the [`StreamSummary`].
+//!
+//! # Thinking blocks (Anthropic, Bedrock Claude)
+//!
+//! Replaying a tool loop with thinking on needs each thinking block back with its signature, and
+//! redacted blocks as they came. Streams expose them with LiteLLM's `delta.thinking_blocks`
+//! extension, without buffering any thinking text:
+//! - thinking text streams as `delta.reasoning_content`, as for every provider;
+//! - when a block's signature arrives, one delta carries
+//!   `thinking_blocks: [{"type":"thinking","thinking":"","signature":"…"}]`, closing that block;
+//! - a redacted block is one delta with `thinking_blocks: [{"type":"redacted_thinking","data":"…"}]`.
+//!
+//! A client rebuilds the blocks in arrival order: a block's text is all `reasoning_content`
+//! received since the previous thinking block closed (within one delta, `reasoning_content`
+//! counts before `thinking_blocks`), its signature the one in the closing entry; redacted blocks
+//! are kept as they are. `prism_client::Accumulator` does exactly this. (LiteLLM's proxy also
+//! repeats every text fragment inside `thinking_blocks`; Prism does not, so the text travels once
+//! and stays under the output guardrails' reasoning scan.) Non-streaming responses carry whole
+//! blocks in `message.thinking_blocks`.
 
 use bytes::Bytes;
-use prism_types::{ChatChunk, Delta, FinishReason, ToolCallDelta, Usage};
+use prism_types::{ChatChunk, Delta, FinishReason, ThinkingBlock, ToolCallDelta, Usage};
 
 use crate::TranslateError;
 
@@ -200,6 +218,15 @@ impl Emitter {
     pub fn reasoning(&mut self, choice: u32, text: &str, out: &mut Vec<OutChunk>) {
         if !text.is_empty() {
             self.push_delta(choice, Delta::reasoning(text), out);
+        }
+    }
+
+    /// A thinking block's replay data: a signature-only block closing the thinking text streamed
+    /// so far, or a redacted block (see the module docs). Blocks with nothing to replay (no
+    /// signature, no data) are skipped.
+    pub fn thinking_block(&mut self, choice: u32, block: ThinkingBlock, out: &mut Vec<OutChunk>) {
+        if block.is_replayable() {
+            self.push_delta(choice, Delta::thinking_block(block), out);
         }
     }
 
@@ -422,6 +449,28 @@ mod tests {
         {"id":"chatcmpl-t","object":"chat.completion.chunk","created":7,"model":"pub","system_fingerprint":null,"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}
         "#);
         assert_eq!(summary.finish_reasons, vec![(0, FinishReason::Stop)]);
+    }
+
+    #[test]
+    fn thinking_blocks_follow_their_reasoning_and_empty_ones_are_skipped() {
+        let mut e = Emitter::new(ctx(false, false));
+        let mut out = Vec::new();
+        // Replay data can open a choice (a redacted block first).
+        e.thinking_block(0, ThinkingBlock::RedactedThinking { data: "opaque".into() }, &mut out);
+        e.reasoning(0, "Hmm.", &mut out);
+        e.thinking_block(0, ThinkingBlock::signature("sig"), &mut out);
+        e.thinking_block(0, ThinkingBlock::signature(""), &mut out);
+        e.thinking_block(0, ThinkingBlock::RedactedThinking { data: String::new() }, &mut out);
+        let unsigned = ThinkingBlock::Thinking { thinking: "text".into(), signature: None };
+        e.thinking_block(0, unsigned, &mut out);
+        e.finish(0, FinishReason::Stop, &mut out);
+        insta::assert_snapshot!(render(&out), @r#"
+        {"id":"chatcmpl-t","object":"chat.completion.chunk","created":7,"model":"pub","system_fingerprint":null,"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}
+        {"id":"chatcmpl-t","object":"chat.completion.chunk","created":7,"model":"pub","system_fingerprint":null,"choices":[{"index":0,"delta":{"thinking_blocks":[{"type":"redacted_thinking","data":"opaque"}]},"logprobs":null,"finish_reason":null}]}
+        {"id":"chatcmpl-t","object":"chat.completion.chunk","created":7,"model":"pub","system_fingerprint":null,"choices":[{"index":0,"delta":{"reasoning_content":"Hmm."},"logprobs":null,"finish_reason":null}]}
+        {"id":"chatcmpl-t","object":"chat.completion.chunk","created":7,"model":"pub","system_fingerprint":null,"choices":[{"index":0,"delta":{"thinking_blocks":[{"type":"thinking","thinking":"","signature":"sig"}]},"logprobs":null,"finish_reason":null}]}
+        {"id":"chatcmpl-t","object":"chat.completion.chunk","created":7,"model":"pub","system_fingerprint":null,"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}
+        "#);
     }
 
     #[test]

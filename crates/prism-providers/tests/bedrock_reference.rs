@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use prism_providers::{ByteTranslator, Deployment, OutChunk, ProviderKind, StreamContext, bedrock};
-use prism_types::FinishReason;
+use prism_types::{FinishReason, ThinkingBlock};
 
 fn reference_dir() -> Option<PathBuf> {
     let dir =
@@ -26,6 +26,9 @@ struct Outcome {
     tools: Vec<(u32, String, String)>,
     finish: Option<FinishReason>,
     prompt_tokens: Option<u64>,
+    /// `thinking_blocks` entries: signature-only thinking blocks and redacted blocks.
+    signatures: usize,
+    redacted: usize,
 }
 
 fn run(bytes: &[u8], piece: usize) -> Outcome {
@@ -48,6 +51,15 @@ fn run(bytes: &[u8], piece: usize) -> Outcome {
             }
             o.content.push_str(d.content.as_deref().unwrap_or(""));
             o.reasoning.push_str(d.reasoning_content.as_deref().unwrap_or(""));
+            for block in d.thinking_blocks.iter().flatten() {
+                match block {
+                    ThinkingBlock::Thinking { thinking, signature } => {
+                        assert!(thinking.is_empty() && signature.is_some(), "{block:?}");
+                        o.signatures += 1;
+                    }
+                    ThinkingBlock::RedactedThinking { .. } => o.redacted += 1,
+                }
+            }
             for call in d.tool_calls.iter().flatten() {
                 let f = call.function.as_ref().unwrap();
                 match &call.id {
@@ -100,10 +112,19 @@ fn recorded_converse_streams_translate_cleanly_in_any_piece_size() {
                 assert!(!whole.reasoning.is_empty(), "{name}");
                 assert!(!whole.content.is_empty(), "{name}");
                 assert_eq!(whole.finish, Some(FinishReason::Stop), "{name}");
+                // Claude signs its reasoning block; gpt-oss reasoning carries no signature.
+                let signed = usize::from(name.contains("claude"));
+                assert_eq!((whole.signatures, whole.redacted), (signed, 0), "{name}");
+            }
+            "converse-stream-claude-redacted-reasoning.eventstream" => {
+                assert!(!whole.content.is_empty(), "{name}");
+                assert_eq!((whole.signatures, whole.redacted), (0, 2), "{name}");
+                assert_eq!(whole.finish, Some(FinishReason::Stop), "{name}");
             }
             _ => {
                 assert!(!whole.content.is_empty(), "{name}");
                 assert_eq!(whole.finish, Some(FinishReason::Stop), "{name}");
+                assert_eq!((whole.signatures, whole.redacted), (0, 0), "{name}");
             }
         }
         seen += 1;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::{FinishReason, OBJECT_CHUNK, Role, Usage};
+use crate::{FinishReason, OBJECT_CHUNK, Role, ThinkingBlock, Usage};
 
 /// One `chat.completion.chunk` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +115,15 @@ pub struct Delta {
     /// A fragment of the model's reasoning (thinking).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// Replay data of thinking blocks (LiteLLM's extension): a block's `signature` once it is
+    /// known, as `{"type":"thinking","thinking":"","signature":…}` closing the thinking text
+    /// streamed so far in `reasoning_content`, and whole `redacted_thinking` blocks.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::request::known_thinking_blocks"
+    )]
+    pub thinking_blocks: Option<Vec<ThinkingBlock>>,
     /// Tool-call fragments, merged by clients on `index`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCallDelta>>,
@@ -136,12 +145,18 @@ impl Delta {
         Delta { reasoning_content: Some(text.into()), ..Delta::default() }
     }
 
+    /// A delta carrying one thinking block (a signature or a redacted block).
+    pub fn thinking_block(block: ThinkingBlock) -> Self {
+        Delta { thinking_blocks: Some(vec![block]), ..Delta::default() }
+    }
+
     /// Whether the delta carries nothing at all.
     pub fn is_empty(&self) -> bool {
         self.role.is_none()
             && self.content.is_none()
             && self.refusal.is_none()
             && self.reasoning_content.is_none()
+            && self.thinking_blocks.is_none()
             && self.tool_calls.is_none()
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FinishReason, OBJECT_COMPLETION, Role, ToolCall, Usage};
+use crate::{FinishReason, OBJECT_COMPLETION, Role, ThinkingBlock, ToolCall, Usage};
 
 /// A whole completion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +82,15 @@ pub struct ResponseMessage {
     /// The model's reasoning, when the provider exposes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// The model's thinking blocks with their signatures, and redacted blocks, in order
+    /// (Anthropic and Bedrock Claude; LiteLLM's extension). Send them back unchanged in
+    /// [`crate::Message::Assistant`] to continue a tool loop with thinking on.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::request::known_thinking_blocks"
+    )]
+    pub thinking_blocks: Option<Vec<ThinkingBlock>>,
     /// Tool calls the model made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall>>,
@@ -94,6 +103,7 @@ impl Default for ResponseMessage {
             content: None,
             refusal: None,
             reasoning_content: None,
+            thinking_blocks: None,
             tool_calls: None,
         }
     }

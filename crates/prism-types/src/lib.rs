@@ -16,7 +16,7 @@ pub use error::{ErrorBody, ErrorObject};
 pub use request::{
     ChatRequest, Content, ContentPart, FileRef, FunctionCall, FunctionDef, ImageUrl, InputAudio,
     JsonSchemaFormat, Message, NamedFunction, NamedFunctionName, ResponseFormat, Stop,
-    StreamOptions, Tool, ToolCall, ToolChoice, ToolChoiceMode,
+    StreamOptions, ThinkingBlock, Tool, ToolCall, ToolChoice, ToolChoiceMode,
 };
 pub use usage::{CompletionTokensDetails, PromptTokensDetails, Usage};
 

@@ -1,6 +1,6 @@
 //! The Chat Completions request, as clients send it.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// `POST /v1/chat/completions` body.
@@ -171,6 +171,10 @@ pub enum Message {
         /// Reasoning text returned earlier (DeepSeek/xAI convention), if the client echoes it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reasoning_content: Option<String>,
+        /// The turn's thinking blocks as returned earlier (LiteLLM's extension). Anthropic and
+        /// Bedrock Claude need them, signatures intact, to continue a tool loop with thinking on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thinking_blocks: Option<Vec<ThinkingBlock>>,
         /// Optional participant name.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
@@ -190,6 +194,72 @@ pub enum Message {
         /// The function's name.
         name: String,
     },
+}
+
+/// One thinking block of an assistant turn, as LiteLLM exposes Anthropic's: in
+/// `delta.thinking_blocks`, `message.thinking_blocks`, and echoed back by clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ThinkingBlock {
+    /// Visible thinking. In a stream the text comes in `reasoning_content` and this block carries
+    /// only the signature (`thinking` is `""`); whole blocks carry both.
+    Thinking {
+        /// The thinking text (empty when the provider omits it or in a streamed signature block).
+        #[serde(default, deserialize_with = "null_as_empty")]
+        thinking: String,
+        /// The provider's signature over the thinking, required to replay it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+    /// Thinking the provider encrypted: opaque data to send back as it came.
+    RedactedThinking {
+        /// The opaque (base64) payload.
+        data: String,
+    },
+}
+
+fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Reads `thinking_blocks` from an upstream (a chunk or a completion), keeping the blocks it
+/// knows: a block type added later must not fail a whole stream. `None` when none is known.
+pub(crate) fn known_thinking_blocks<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<ThinkingBlock>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Known(ThinkingBlock),
+        Other(serde::de::IgnoredAny),
+    }
+    let entries = Option::<Vec<Entry>>::deserialize(deserializer)?.unwrap_or_default();
+    let known: Vec<ThinkingBlock> = entries
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Known(block) => Some(block),
+            Entry::Other(_) => None,
+        })
+        .collect();
+    Ok((!known.is_empty()).then_some(known))
+}
+
+impl ThinkingBlock {
+    /// The block that closes a streamed thinking block: its signature and no text.
+    pub fn signature(signature: impl Into<String>) -> Self {
+        ThinkingBlock::Thinking { thinking: String::new(), signature: Some(signature.into()) }
+    }
+
+    /// Whether a provider can accept the block back: redacted data, or thinking with a
+    /// non-empty signature (unsigned thinking is always rejected).
+    pub fn is_replayable(&self) -> bool {
+        match self {
+            ThinkingBlock::Thinking { signature, .. } => {
+                signature.as_deref().is_some_and(|s| !s.is_empty())
+            }
+            ThinkingBlock::RedactedThinking { data } => !data.is_empty(),
+        }
+    }
 }
 
 /// Message content: a plain string or a list of parts.

@@ -4,7 +4,7 @@
 
 use prism_types::{
     ChatChunk, ChatCompletion, ChatRequest, Content, ContentPart, Delta, ErrorBody, FinishReason,
-    Message, Stop, ToolCallDelta, ToolChoice, ToolChoiceMode, Usage,
+    Message, Stop, ThinkingBlock, ToolCallDelta, ToolChoice, ToolChoiceMode, Usage,
 };
 use serde_json::{Value, json};
 
@@ -167,4 +167,101 @@ fn completion_round_trips() {
 fn error_body_round_trips() {
     let body = json!({"error": {"message": "Unsupported parameter: 'max_tokens'", "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}});
     assert_eq!(reparse::<ErrorBody>(&body), body);
+}
+
+#[test]
+fn thinking_blocks_round_trip_in_messages_deltas_and_completions() {
+    // An assistant turn echoed back LiteLLM-style: signed thinking, redacted thinking, tool call.
+    let req = json!({
+        "model": "claude",
+        "messages": [
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "content": null,
+             "thinking_blocks": [
+                {"type": "thinking", "thinking": "Use the tool.", "signature": "EqQBsig=="},
+                {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a"},
+                {"type": "thinking", "thinking": "", "signature": "omitted-display-sig"}
+             ],
+             "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "toolu_1", "content": "3C"}
+        ]
+    });
+    let mut expected = req.clone();
+    expected["messages"][1].as_object_mut().unwrap().remove("content");
+    assert_eq!(reparse::<ChatRequest>(&req), expected);
+    let typed: ChatRequest = serde_json::from_value(req).unwrap();
+    let Message::Assistant { thinking_blocks: Some(blocks), .. } = &typed.messages[1] else {
+        panic!("thinking_blocks lost: {:?}", typed.messages[1]);
+    };
+    assert_eq!(
+        blocks[0],
+        ThinkingBlock::Thinking {
+            thinking: "Use the tool.".into(),
+            signature: Some("EqQBsig==".into())
+        }
+    );
+    assert_eq!(
+        blocks[1],
+        ThinkingBlock::RedactedThinking { data: "EmwKAhgBEgy3va3pzix/LafPsn4a".into() }
+    );
+    assert_eq!(blocks[2], ThinkingBlock::signature("omitted-display-sig"));
+    assert!(blocks.iter().all(ThinkingBlock::is_replayable));
+
+    // Missing `thinking` text parses as empty; a missing signature is omitted on the way out
+    // and makes the block unreplayable; unknown block types are rejected.
+    let unsigned: ThinkingBlock =
+        serde_json::from_value(json!({"type": "thinking", "thinking": "x"})).unwrap();
+    assert!(!unsigned.is_replayable());
+    assert_eq!(
+        serde_json::to_value(&unsigned).unwrap(),
+        json!({"type": "thinking", "thinking": "x"})
+    );
+    let sig_only: ThinkingBlock =
+        serde_json::from_value(json!({"type": "thinking", "signature": "s"})).unwrap();
+    assert_eq!(sig_only, ThinkingBlock::signature("s"));
+    assert!(!ThinkingBlock::RedactedThinking { data: String::new() }.is_replayable());
+    assert!(
+        serde_json::from_value::<ThinkingBlock>(json!({"type": "musing", "data": "x"})).is_err()
+    );
+
+    // The streamed signature delta, byte for byte.
+    let line = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":null,"choices":[{"index":0,"delta":{"thinking_blocks":[{"type":"thinking","thinking":"","signature":"EqQB"}]},"logprobs":null,"finish_reason":null}]}"#;
+    let chunk: ChatChunk = serde_json::from_str(line).unwrap();
+    assert_eq!(chunk.choices[0].delta, Delta::thinking_block(ThinkingBlock::signature("EqQB")));
+    assert!(!chunk.choices[0].delta.is_empty());
+    assert_eq!(serde_json::to_string(&chunk).unwrap(), line);
+
+    // From upstreams, unknown block types are skipped rather than failing the stream, and a
+    // null text reads as empty; the strict request side rejects them (above).
+    let tolerant: ChatChunk = serde_json::from_str(
+        r#"{"id":"x","choices":[{"index":0,"delta":{"thinking_blocks":[{"type":"musing"},{"type":"thinking","thinking":null,"signature":"s"}]}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        tolerant.choices[0].delta.thinking_blocks,
+        Some(vec![ThinkingBlock::signature("s")])
+    );
+    let unknown_only: ChatChunk = serde_json::from_str(
+        r#"{"id":"x","choices":[{"index":0,"delta":{"thinking_blocks":[{"type":"musing"}]}}]}"#,
+    )
+    .unwrap();
+    assert!(unknown_only.choices[0].delta.is_empty());
+
+    // A whole completion carries reasoning text and the blocks side by side.
+    let body = json!({
+        "id": "chatcmpl-3", "object": "chat.completion", "created": 1, "model": "claude",
+        "choices": [{"index": 0, "message": {
+            "role": "assistant", "content": "3C in Oslo.", "refusal": null,
+            "reasoning_content": "Use the tool.",
+            "thinking_blocks": [{"type": "thinking", "thinking": "Use the tool.", "signature": "EqQBsig=="},
+                                {"type": "redacted_thinking", "data": "Emw"}]
+        }, "logprobs": null, "finish_reason": "stop"}],
+        "system_fingerprint": null
+    });
+    assert_eq!(reparse::<ChatCompletion>(&body), body);
+    // Absent blocks stay absent.
+    let plain = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi", "refusal": null},
+        "logprobs": null, "finish_reason": "stop"}], "system_fingerprint": null});
+    assert_eq!(reparse::<ChatCompletion>(&plain), plain);
 }

@@ -1,8 +1,8 @@
 //! OpenAI Chat Completions request → Anthropic Messages request body.
 
 use prism_types::{
-    ChatRequest, Content, ContentPart, Message, ResponseFormat, ToolCall, ToolChoice,
-    ToolChoiceMode,
+    ChatRequest, Content, ContentPart, Message, ResponseFormat, ThinkingBlock, ToolCall,
+    ToolChoice, ToolChoiceMode,
 };
 use serde_json::{Map, Value, json};
 
@@ -131,12 +131,14 @@ fn map_messages(messages: &[Message]) -> Result<(Vec<String>, Vec<Value>), Trans
                 continue;
             }
             Message::User { content, .. } => ("user", content_blocks(content, &param())?),
-            Message::Assistant { content, refusal, tool_calls, .. } => {
-                let mut blocks = match content {
-                    Some(content) => content_blocks(content, &param())?,
-                    None => Vec::new(),
-                };
-                if blocks.is_empty()
+            Message::Assistant { content, refusal, tool_calls, thinking_blocks, .. } => {
+                // Thinking first: Anthropic checks that a tool-loop turn starts with it.
+                let mut blocks: Vec<Value> =
+                    thinking_blocks.iter().flatten().filter_map(thinking_block).collect();
+                if let Some(content) = content {
+                    blocks.extend(content_blocks(content, &param())?);
+                }
+                if blocks.iter().all(is_thinking)
                     && let Some(refusal) = refusal.as_deref().filter(|r| !r.is_empty())
                 {
                     blocks.push(text_block(refusal));
@@ -200,10 +202,37 @@ fn map_messages(messages: &[Message]) -> Result<(Vec<String>, Vec<Value>), Trans
                 results.extend(rest);
                 turn.content = results;
             }
+            if turn.role == "assistant" {
+                // Merged assistant messages: all thinking still has to open the turn.
+                let (mut thinking, rest): (Vec<Value>, Vec<Value>) =
+                    turn.content.into_iter().partition(is_thinking);
+                thinking.extend(rest);
+                turn.content = thinking;
+            }
             json!({"role": turn.role, "content": turn.content})
         })
         .collect();
     Ok((system, messages))
+}
+
+/// The Anthropic content block for an echoed thinking block; `None` for blocks Anthropic would
+/// reject (thinking without a signature, redacted thinking without data).
+fn thinking_block(block: &ThinkingBlock) -> Option<Value> {
+    if !block.is_replayable() {
+        return None;
+    }
+    Some(match block {
+        ThinkingBlock::Thinking { thinking, signature } => {
+            json!({"type": "thinking", "thinking": thinking, "signature": signature})
+        }
+        ThinkingBlock::RedactedThinking { data } => {
+            json!({"type": "redacted_thinking", "data": data})
+        }
+    })
+}
+
+fn is_thinking(block: &Value) -> bool {
+    matches!(block["type"].as_str(), Some("thinking" | "redacted_thinking"))
 }
 
 fn push_system(system: &mut Vec<String>, content: &Content) {
@@ -415,8 +444,8 @@ fn map_tool_choice(req: &ChatRequest, has_tools: bool) -> Option<Value> {
 /// The thinking budget for `reasoning_effort`, before fitting it under `max_tokens`.
 ///
 /// Thinking stays off when the request forces a tool (Anthropic allows only `auto`/`none` with
-/// thinking) and when the conversation continues a tool loop: the last assistant turn would have
-/// to start with its signed thinking blocks, which the OpenAI format has no slot for.
+/// thinking) and when the conversation continues a tool loop whose last assistant turn echoed no
+/// thinking blocks: that turn would have to start with its signed thinking blocks.
 fn thinking_budget(req: &ChatRequest, forced_tool: bool) -> Result<Option<u64>, TranslateError> {
     let Some(effort) = req.reasoning_effort.as_deref() else {
         return Ok(None);
@@ -436,18 +465,19 @@ fn thinking_budget(req: &ChatRequest, forced_tool: bool) -> Result<Option<u64>, 
             ));
         }
     };
-    let in_tool_loop = req
+    let unsigned_tool_loop = req
         .messages
         .iter()
         .rev()
         .find_map(|m| match m {
-            Message::Assistant { tool_calls, .. } => {
-                Some(tool_calls.as_ref().is_some_and(|c| !c.is_empty()))
-            }
+            Message::Assistant { tool_calls, thinking_blocks, .. } => Some(
+                tool_calls.as_ref().is_some_and(|c| !c.is_empty())
+                    && !thinking_blocks.iter().flatten().any(ThinkingBlock::is_replayable),
+            ),
             _ => None,
         })
         .unwrap_or(false);
-    if forced_tool || in_tool_loop {
+    if forced_tool || unsigned_tool_loop {
         return Ok(None);
     }
     Ok(Some(budget))
@@ -705,6 +735,59 @@ mod tests {
             {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
             {"role": "tool", "tool_call_id": "a", "content": "ok"}]}));
         assert!(b.get("thinking").is_none());
+    }
+
+    #[test]
+    fn echoed_thinking_blocks_open_the_assistant_turn_and_keep_thinking_on() {
+        let signed = json!({"type": "thinking", "thinking": "Call f.", "signature": "sig1"});
+        let redacted = json!({"type": "redacted_thinking", "data": "opaque=="});
+        let omitted = json!({"type": "thinking", "thinking": "", "signature": "sig2"});
+        let unsigned = json!({"type": "thinking", "thinking": "lost"});
+        let b = body(json!({"model": "m", "reasoning_effort": "low", "messages": [user("x"),
+            {"role": "assistant", "content": "Checking.", "thinking_blocks": [signed, unsigned, redacted, omitted],
+             "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "a", "content": "ok"}]}));
+        assert_eq!(
+            b["messages"][1]["content"],
+            json!([
+                {"type": "thinking", "thinking": "Call f.", "signature": "sig1"},
+                {"type": "redacted_thinking", "data": "opaque=="},
+                {"type": "thinking", "thinking": "", "signature": "sig2"},
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "a", "name": "f", "input": {}},
+            ]),
+            "thinking first, in order; the unsigned block is dropped"
+        );
+        assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 1024}));
+
+        // Only unsigned blocks echoed: nothing to replay, so thinking stays off in the loop.
+        let b = body(json!({"model": "m", "reasoning_effort": "low", "messages": [user("x"),
+            {"role": "assistant", "thinking_blocks": [{"type": "thinking", "thinking": "t"}],
+             "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "a", "content": "ok"}]}));
+        assert!(b.get("thinking").is_none());
+        assert_eq!(b["messages"][1]["content"][0]["type"], json!("tool_use"));
+
+        // Blocks of an earlier, finished turn are sent even without thinking, and merged
+        // assistant messages still open with all their thinking.
+        let b = body(json!({"model": "m", "messages": [user("x"),
+            {"role": "assistant", "content": "Part one."},
+            {"role": "assistant", "content": "Part two.", "thinking_blocks": [{"type": "redacted_thinking", "data": "d"}]},
+            user("y")]}));
+        assert!(b.get("thinking").is_none());
+        assert_eq!(
+            b["messages"][1]["content"],
+            json!([
+                {"type": "redacted_thinking", "data": "d"},
+                {"type": "text", "text": "Part one."},
+                {"type": "text", "text": "Part two."},
+            ])
+        );
+        // A refusal still fills an assistant turn whose only other blocks are thinking.
+        let b = body(json!({"model": "m", "messages": [user("x"),
+            {"role": "assistant", "refusal": "No.", "thinking_blocks": [{"type": "redacted_thinking", "data": "d"}]},
+            user("y")]}));
+        assert_eq!(b["messages"][1]["content"][1], json!({"type": "text", "text": "No."}));
     }
 
     #[test]

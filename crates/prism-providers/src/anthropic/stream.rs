@@ -6,7 +6,7 @@ use super::{JSON_TOOL, error_from_wire, map_stop_reason, usage_from_wire};
 use crate::TranslateError;
 use crate::translate::{ByteTranslator, Emitter, OutChunk, StreamContext, StreamSummary};
 use prism_sse::{Decoder, Frame};
-use prism_types::FinishReason;
+use prism_types::{FinishReason, ThinkingBlock};
 
 const PROVIDER: &str = "anthropic";
 
@@ -39,7 +39,8 @@ impl State {
 enum BlockKind {
     /// `text`: `text_delta` → `delta.content`.
     Text,
-    /// `thinking`: `thinking_delta` → `delta.reasoning_content`.
+    /// `thinking`: `thinking_delta` → `delta.reasoning_content`, `signature_delta` → a
+    /// signature-only `delta.thinking_blocks` entry.
     Thinking,
     /// A client `tool_use` block: `input_json_delta` → argument fragments of OpenAI call `index`.
     ToolUse {
@@ -50,8 +51,8 @@ enum BlockKind {
     },
     /// The synthetic `response_format` tool: its input is the answer, streamed as content.
     Json,
-    /// Anything that is not surfaced: server tools and their results, redacted thinking, and
-    /// block types this translator does not know.
+    /// Anything without deltas to surface: server tools and their results, redacted thinking
+    /// (surfaced whole at its start), and block types this translator does not know.
     Ignored,
 }
 
@@ -247,7 +248,11 @@ impl EventTranslator {
     fn whole_block(&mut self, block: &Block, out: &mut Vec<OutChunk>) {
         match block.kind.as_str() {
             "text" => self.emitter.content(0, block.text.as_deref().unwrap_or(""), out),
-            "thinking" => self.emitter.reasoning(0, block.thinking.as_deref().unwrap_or(""), out),
+            "thinking" => {
+                self.emitter.reasoning(0, block.thinking.as_deref().unwrap_or(""), out);
+                self.replay_data(block, out);
+            }
+            "redacted_thinking" => self.replay_data(block, out),
             "tool_use" => {
                 let args = block.input.as_ref().map_or("{}", |raw| raw.get());
                 self.emitter.tool_call(
@@ -259,6 +264,22 @@ impl EventTranslator {
                 );
             }
             _ => {}
+        }
+    }
+
+    /// The replay data a `thinking` block carries when it arrives whole (its signature), or a
+    /// `redacted_thinking` block (its data), as a `thinking_blocks` delta.
+    fn replay_data(&mut self, block: &Block, out: &mut Vec<OutChunk>) {
+        let replay = match block.kind.as_str() {
+            "thinking" => block.signature.as_deref().map(ThinkingBlock::signature),
+            "redacted_thinking" => {
+                block.data.clone().map(|data| ThinkingBlock::RedactedThinking { data })
+            }
+            _ => None,
+        };
+        if let Some(replay) = replay {
+            // Empty signatures (every streamed block starts with one) are skipped here.
+            self.emitter.thinking_block(0, replay, out);
         }
     }
 
@@ -283,7 +304,13 @@ impl EventTranslator {
             }
             "thinking" => {
                 self.emitter.reasoning(0, block.thinking.as_deref().unwrap_or(""), out);
+                self.replay_data(&block, out);
                 BlockKind::Thinking
+            }
+            "redacted_thinking" => {
+                // Complete in its start event: no deltas follow.
+                self.replay_data(&block, out);
+                BlockKind::Ignored
             }
             "tool_use" if block.name.as_deref() == Some(JSON_TOOL) => {
                 self.json_answer = true;
@@ -306,8 +333,8 @@ impl EventTranslator {
                 }
                 BlockKind::ToolUse { index, saw_args }
             }
-            // `redacted_thinking` carries only opaque data, `server_tool_use`, `mcp_tool_use` and
-            // the `*_tool_result` blocks are run by Anthropic, not the client.
+            // `server_tool_use`, `mcp_tool_use` and the `*_tool_result` blocks are run by
+            // Anthropic, not the client.
             _ => BlockKind::Ignored,
         };
         let index = event.index.unwrap_or(0);
@@ -340,6 +367,11 @@ impl EventTranslator {
             (Some("thinking_delta"), BlockKind::Thinking) => {
                 self.emitter.reasoning(0, delta.thinking.as_deref().unwrap_or(""), out);
             }
+            (Some("signature_delta"), BlockKind::Thinking) => {
+                // Closes the block's text for clients that replay it (see `translate`).
+                let signature = delta.signature.as_deref().unwrap_or("");
+                self.emitter.thinking_block(0, ThinkingBlock::signature(signature), out);
+            }
             (Some("input_json_delta"), BlockKind::ToolUse { index, saw_args }) => {
                 let fragment = delta.partial_json.as_deref().unwrap_or("");
                 if !fragment.is_empty() {
@@ -348,8 +380,7 @@ impl EventTranslator {
                     self.emitter.tool_call_arguments(0, index, fragment, out);
                 }
             }
-            // `signature_delta` (no OpenAI slot), `citations_delta`, server-tool input and
-            // delta types added later.
+            // `citations_delta`, server-tool input and delta types added later.
             _ => {}
         }
     }

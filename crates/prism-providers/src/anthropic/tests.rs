@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use prism_types::{ChatChunk, FinishReason};
+use prism_types::{ChatChunk, Delta, FinishReason, ThinkingBlock};
 
 use super::*;
 use crate::translate::{ByteTranslator, OutChunk};
@@ -196,6 +196,53 @@ fn tolerates_streams_without_message_start_and_whole_blocks() {
     assert!(out.iter().all(|c| c.chunk.usage.is_none()));
 }
 
+/// Signatures and redacted blocks reach the client as `thinking_blocks` deltas, in block order,
+/// each after the reasoning text it closes; whole blocks in `message_start` do the same.
+#[test]
+fn thinking_signatures_and_redacted_blocks_are_streamed() {
+    let mut t = EventTranslator::new(ctx(false, false));
+    let mut out = Vec::new();
+    for e in [
+        r#"{"type":"message_start","message":{"id":"msg_t","content":[{"type":"thinking","thinking":"Earlier.","signature":"sig0"}],"usage":{"input_tokens":1}}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Need "}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"a tool."}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"sig1"}}"#,
+        r#"{"type":"content_block_stop","index":0}"#,
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"redacted_thinking","data":"opaque=="}}"#,
+        r#"{"type":"content_block_stop","index":1}"#,
+        // Adaptive thinking with the display omitted: a signature and no text.
+        r#"{"type":"content_block_start","index":2,"content_block":{"type":"thinking","thinking":"","signature":""}}"#,
+        r#"{"type":"content_block_delta","index":2,"delta":{"type":"signature_delta","signature":"sig2"}}"#,
+        r#"{"type":"content_block_stop","index":2}"#,
+        // A signature delta outside a thinking block is not a thinking block's.
+        r#"{"type":"content_block_start","index":3,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type":"content_block_delta","index":3,"delta":{"type":"signature_delta","signature":"stray"}}"#,
+        r#"{"type":"content_block_stop","index":3}"#,
+        r#"{"type":"content_block_start","index":4,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}"#,
+        r#"{"type":"content_block_stop","index":4}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":9}}"#,
+        r#"{"type":"message_stop"}"#,
+    ] {
+        t.feed_json(e.as_bytes(), &mut out).unwrap();
+    }
+    let deltas: Vec<&Delta> = out.iter().flat_map(|c| &c.chunk.choices).map(|c| &c.delta).collect();
+    let sig = |s: &str| Delta::thinking_block(ThinkingBlock::signature(s));
+    assert_eq!(deltas[1], &Delta::reasoning("Earlier."));
+    assert_eq!(deltas[2], &sig("sig0"));
+    assert_eq!(deltas[3], &Delta::reasoning("Need "));
+    assert_eq!(deltas[4], &Delta::reasoning("a tool."));
+    assert_eq!(deltas[5], &sig("sig1"));
+    assert_eq!(
+        deltas[6],
+        &Delta::thinking_block(ThinkingBlock::RedactedThinking { data: "opaque==".into() })
+    );
+    assert_eq!(deltas[7], &sig("sig2"));
+    assert!(deltas[8].tool_calls.is_some(), "the tool call follows directly: {:?}", deltas[8]);
+    let blocks = deltas.iter().filter(|d| d.thinking_blocks.is_some()).count();
+    assert_eq!(blocks, 4, "the stray signature is dropped");
+}
+
 #[test]
 fn whole_message_translation() {
     let c = ctx(false, false);
@@ -210,6 +257,13 @@ fn whole_message_translation() {
     let m = &done.choices[0].message;
     assert_eq!(m.content.as_deref(), Some("Calling."));
     assert_eq!(m.reasoning_content.as_deref(), Some("hmm"));
+    assert_eq!(
+        m.thinking_blocks,
+        Some(vec![
+            ThinkingBlock::Thinking { thinking: "hmm".into(), signature: Some("sig".into()) },
+            ThinkingBlock::RedactedThinking { data: "xx".into() },
+        ])
+    );
     let calls = m.tool_calls.as_ref().unwrap();
     assert_eq!(calls.len(), 1);
     assert_eq!(
@@ -316,6 +370,21 @@ fn reference_streams_keep_the_invariants() {
             }
         }
         assert_eq!(finishes, 1, "{name}");
+        // Every signed or redacted thinking block reaches the client as replay data.
+        let text = String::from_utf8_lossy(&sse);
+        let replay: Vec<&ThinkingBlock> = out
+            .iter()
+            .flat_map(|c| &c.chunk.choices)
+            .flat_map(|c| c.delta.thinking_blocks.iter().flatten())
+            .collect();
+        let signed = replay.iter().filter(|b| matches!(b, ThinkingBlock::Thinking { .. })).count();
+        assert_eq!(signed, text.matches("\"signature_delta\"").count(), "{name}: signatures");
+        let redacted = replay.len() - signed;
+        assert_eq!(
+            redacted,
+            text.matches("\"redacted_thinking\"").count(),
+            "{name}: redacted blocks"
+        );
         assert!(
             out.last().is_some_and(|c| c.chunk.choices.is_empty() && c.chunk.usage.is_some()),
             "{name}"

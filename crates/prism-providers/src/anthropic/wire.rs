@@ -52,6 +52,9 @@ pub(crate) struct EventDelta<'a> {
     /// `thinking_delta`.
     #[serde(default, borrow)]
     pub(crate) thinking: Option<Cow<'a, str>>,
+    /// `signature_delta`: the signature of the open thinking block.
+    #[serde(default, borrow)]
+    pub(crate) signature: Option<Cow<'a, str>>,
     /// `message_delta`: why the message stopped.
     #[serde(default, borrow)]
     pub(crate) stop_reason: Option<Cow<'a, str>>,
@@ -69,6 +72,12 @@ pub(crate) struct Block {
     /// `thinking`.
     #[serde(default)]
     pub(crate) thinking: Option<String>,
+    /// `thinking`: the signature (`""` at stream start; it follows as `signature_delta`).
+    #[serde(default)]
+    pub(crate) signature: Option<String>,
+    /// `redacted_thinking`: the opaque encrypted thinking.
+    #[serde(default)]
+    pub(crate) data: Option<String>,
     /// `tool_use`: the call id.
     #[serde(default)]
     pub(crate) id: Option<String>,

@@ -17,16 +17,24 @@
 //! only as base64 data URLs (png, jpeg, gif, webp); `temperature` is clamped to 0–1; `maxTokens`
 //! is always sent (client limit or `default_max_tokens`). Not mapped: `seed`, penalties,
 //! `logit_bias`, `user`, `metadata`, `parallel_tool_calls` (Converse has no field for them); `n > 1`
-//! and `logprobs` are rejected. Reasoning signatures and redacted reasoning cannot be carried in
-//! OpenAI chunks or messages (`prism-types` has no field for them), so they are dropped both
-//! ways; replaying a Claude tool loop with thinking on needs such a field first.
+//! and `logprobs` are rejected.
+//!
+//! Reasoning round trip (LiteLLM's `thinking_blocks` extension, as for Anthropic): reasoning text
+//! streams as `delta.reasoning_content`; a `reasoningContent.signature` delta becomes a
+//! signature-only `thinking_blocks` entry closing that text and `redactedContent` a
+//! `redacted_thinking` entry (see [`crate::translate`]); the Converse response gives whole
+//! blocks. An assistant message's `thinking_blocks` open its turn again as
+//! `reasoningContent.reasoningText {text, signature}` / `reasoningContent.redactedContent`
+//! blocks (unsigned ones dropped), which Claude requires to continue a tool loop with thinking
+//! on. When a client does not echo them, Claude thinking stays off for the request that
+//! continues the tool loop (the Anthropic translator's rule).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use prism_types::{
     ChatCompletion, ChatRequest, Choice, Content, ContentPart, FinishReason, FunctionCall, Message,
-    PromptTokensDetails, ResponseFormat, ResponseMessage, ToolCall, ToolChoice, ToolChoiceMode,
-    Usage,
+    PromptTokensDetails, ResponseFormat, ResponseMessage, ThinkingBlock, ToolCall, ToolChoice,
+    ToolChoiceMode, Usage,
 };
 use serde_json::{Map, Value, json};
 
@@ -149,8 +157,11 @@ fn convert_messages(messages: &[Message]) -> Result<Converted, TranslateError> {
                 system.extend(text_blocks(content));
             }
             Message::User { content, .. } => push(&mut turns, "user", user_blocks(content, i)?),
-            Message::Assistant { content, tool_calls, .. } => {
-                let mut blocks: Vec<Value> = content.as_ref().map(text_blocks).unwrap_or_default();
+            Message::Assistant { content, tool_calls, thinking_blocks, .. } => {
+                // Reasoning first: Claude checks that a tool-loop turn starts with it.
+                let mut blocks: Vec<Value> =
+                    thinking_blocks.iter().flatten().filter_map(reasoning_block).collect();
+                blocks.extend(content.as_ref().map(text_blocks).unwrap_or_default());
                 for (j, call) in tool_calls.iter().flatten().enumerate() {
                     let input = tool_input(&call.function.arguments).ok_or_else(|| {
                         invalid(
@@ -188,6 +199,9 @@ fn convert_messages(messages: &[Message]) -> Result<Converted, TranslateError> {
         if turn.role == "user" {
             // Tool results must open the user turn that answers a tool-use turn.
             turn.blocks.sort_by_key(|b| b.get("toolResult").is_none());
+        } else {
+            // Merged assistant messages: all reasoning still has to open the turn.
+            turn.blocks.sort_by_key(|b| b.get("reasoningContent").is_none());
         }
     }
     // A final assistant turn (prefill) must not end in whitespace.
@@ -215,6 +229,23 @@ fn convert_messages(messages: &[Message]) -> Result<Converted, TranslateError> {
     let messages =
         turns.into_iter().map(|t| json!({"role": t.role, "content": t.blocks})).collect();
     Ok(Converted { messages, system, history_tools })
+}
+
+/// The Converse block for an echoed thinking block; `None` for blocks Claude would reject
+/// (reasoning without a signature, redacted reasoning without data). Redacted data is the
+/// base64 text Bedrock sent, which is how the JSON protocol spells a blob.
+fn reasoning_block(block: &ThinkingBlock) -> Option<Value> {
+    if !block.is_replayable() {
+        return None;
+    }
+    Some(match block {
+        ThinkingBlock::Thinking { thinking, signature } => {
+            json!({"reasoningContent": {"reasoningText": {"text": thinking, "signature": signature}}})
+        }
+        ThinkingBlock::RedactedThinking { data } => {
+            json!({"reasoningContent": {"redactedContent": data}})
+        }
+    })
 }
 
 /// Text blocks of `content`; blank text is dropped because Converse rejects it.
@@ -405,7 +436,8 @@ fn thinking_budget(effort: &str) -> Option<u64> {
 /// thinking included (as OpenAI counts `max_completion_tokens`), so the budget is at most half of
 /// it and thinking stays off when that is below Claude's 1024 minimum; without a client limit the
 /// budget is added on top of the deployment's default. A forced tool choice wins over thinking,
-/// which Claude does not allow together.
+/// which Claude does not allow together, and so does a tool loop whose last assistant turn
+/// echoed no thinking blocks.
 fn reasoning_config(
     req: &ChatRequest,
     deployment: &Deployment,
@@ -428,7 +460,7 @@ fn reasoning_config(
         return Err(invalid("reasoning_effort", format!("unknown reasoning_effort {effort:?}")));
     };
     if model.contains("anthropic.") {
-        if forced_tool {
+        if forced_tool || unsigned_tool_loop(req) {
             return Ok(plan);
         }
         let (budget, max_tokens) = match limit {
@@ -451,6 +483,22 @@ fn reasoning_config(
         plan.additional_fields = Some(json!({"reasoning_effort": level}));
     }
     Ok(plan)
+}
+
+/// Whether the last assistant turn made tool calls without echoing any thinking blocks: Claude
+/// would then reject thinking, which needs that turn to start with its signed reasoning.
+fn unsigned_tool_loop(req: &ChatRequest) -> bool {
+    req.messages
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            Message::Assistant { tool_calls, thinking_blocks, .. } => Some(
+                tool_calls.as_ref().is_some_and(|c| !c.is_empty())
+                    && !thinking_blocks.iter().flatten().any(ThinkingBlock::is_replayable),
+            ),
+            _ => None,
+        })
+        .unwrap_or(false)
 }
 
 // ===== mapping tables =====
@@ -584,9 +632,18 @@ impl StreamTranslator {
                             });
                         }
                     }
-                } else if let Some(text) = delta.reasoning.and_then(|r| r.text) {
-                    // Signatures and redacted reasoning have no field in OpenAI chunks.
-                    self.emitter.reasoning(0, &text, out);
+                } else if let Some(reasoning) = delta.reasoning {
+                    if let Some(text) = reasoning.text {
+                        self.emitter.reasoning(0, &text, out);
+                    }
+                    if let Some(signature) = reasoning.signature {
+                        // Closes the block's text for clients that replay it.
+                        self.emitter.thinking_block(0, ThinkingBlock::signature(signature), out);
+                    }
+                    if let Some(data) = reasoning.redacted_content {
+                        let block = ThinkingBlock::RedactedThinking { data: data.into_owned() };
+                        self.emitter.thinking_block(0, block, out);
+                    }
                 }
             }
             "contentBlockStop" => {
@@ -672,6 +729,7 @@ pub(crate) fn translate_response(
     };
     let mut content = String::new();
     let mut reasoning = String::new();
+    let mut thinking_blocks = Vec::new();
     let mut calls = Vec::new();
     let mut json_answer = false;
     for block in message.content {
@@ -695,8 +753,14 @@ pub(crate) fn translate_response(
                 kind: "function".into(),
                 function: FunctionCall { name: tool.name, arguments },
             });
-        } else if let Some(text) = block.reasoning.and_then(|r| r.reasoning_text) {
-            reasoning.push_str(&text.text);
+        } else if let Some(r) = block.reasoning {
+            if let Some(text) = r.reasoning_text {
+                reasoning.push_str(&text.text);
+                let signature = text.signature.filter(|s| !s.is_empty());
+                thinking_blocks.push(ThinkingBlock::Thinking { thinking: text.text, signature });
+            } else if let Some(data) = r.redacted_content {
+                thinking_blocks.push(ThinkingBlock::RedactedThinking { data });
+            }
         }
     }
     let native = resp.stop_reason.as_deref().unwrap_or("end_turn");
@@ -711,6 +775,7 @@ pub(crate) fn translate_response(
         message: ResponseMessage {
             content: (!content.is_empty() || calls.is_empty()).then_some(content),
             reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
+            thinking_blocks: (!thinking_blocks.is_empty()).then_some(thinking_blocks),
             tool_calls: (!calls.is_empty()).then_some(calls),
             ..ResponseMessage::default()
         },
@@ -974,6 +1039,122 @@ mod tests {
         assert_eq!(b["inferenceConfig"]["temperature"], json!(1.0));
 
         assert!(body(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "max"}), CLAUDE).is_err());
+    }
+
+    #[test]
+    fn echoed_thinking_blocks_become_leading_reasoning_content() {
+        let tool_loop = |blocks: Value| {
+            json!({"model": "m", "reasoning_effort": "low", "messages": [
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "content": "Checking.", "thinking_blocks": blocks,
+                 "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "t1", "content": "ok"}]})
+        };
+        let b = body(
+            tool_loop(json!([
+                {"type": "thinking", "thinking": "Call f.", "signature": "sig1"},
+                {"type": "thinking", "thinking": "unsigned"},
+                {"type": "redacted_thinking", "data": "b3BhcXVl"},
+                {"type": "thinking", "thinking": "", "signature": "sig2"}])),
+            CLAUDE,
+        )
+        .unwrap();
+        assert_eq!(
+            b["messages"][1]["content"],
+            json!([
+                {"reasoningContent": {"reasoningText": {"text": "Call f.", "signature": "sig1"}}},
+                {"reasoningContent": {"redactedContent": "b3BhcXVl"}},
+                {"reasoningContent": {"reasoningText": {"text": "", "signature": "sig2"}}},
+                {"text": "Checking."},
+                {"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}},
+            ])
+        );
+        assert_eq!(b["additionalModelRequestFields"]["thinking"]["type"], json!("enabled"));
+        // Nothing replayable echoed: Claude would reject thinking in this tool loop.
+        for blocks in [json!(null), json!([{"type": "thinking", "thinking": "unsigned"}])] {
+            let b = body(tool_loop(blocks), CLAUDE).unwrap();
+            assert!(b.get("additionalModelRequestFields").is_none(), "{b}");
+            assert_eq!(b["messages"][1]["content"][0], json!({"text": "Checking."}));
+        }
+        // Other model families are not Claude: their reasoning switch is unaffected.
+        let b = body(tool_loop(json!(null)), "openai.gpt-oss-120b-1:0").unwrap();
+        assert_eq!(b["additionalModelRequestFields"], json!({"reasoning_effort": "low"}));
+        // Merged assistant messages open with all their reasoning.
+        let b = body(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"},
+                {"role": "assistant", "content": "One."},
+                {"role": "assistant", "content": "Two.", "thinking_blocks": [{"type": "redacted_thinking", "data": "ZA=="}]},
+                {"role": "user", "content": "y"}]}),
+            CLAUDE,
+        )
+        .unwrap();
+        assert_eq!(
+            b["messages"][1]["content"],
+            json!([{"reasoningContent": {"redactedContent": "ZA=="}}, {"text": "One."}, {"text": "Two."}])
+        );
+    }
+
+    #[test]
+    fn reasoning_signatures_and_redacted_content_reach_the_client() {
+        let mut t = StreamTranslator::new(StreamContext::new("c", 1, "m"));
+        let mut out = Vec::new();
+        let events: [(&str, &str); 7] = [
+            ("messageStart", r#"{"role":"assistant"}"#),
+            (
+                "contentBlockDelta",
+                r#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"Think."}}}"#,
+            ),
+            (
+                "contentBlockDelta",
+                r#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"signature":"sig1"}}}"#,
+            ),
+            (
+                "contentBlockDelta",
+                r#"{"contentBlockIndex":1,"delta":{"reasoningContent":{"redactedContent":"b3BhcXVl"}}}"#,
+            ),
+            (
+                "contentBlockDelta",
+                r#"{"contentBlockIndex":2,"delta":{"reasoningContent":{"signature":""}}}"#,
+            ),
+            ("contentBlockDelta", r#"{"contentBlockIndex":3,"delta":{"text":"Hi."}}"#),
+            ("messageStop", r#"{"stopReason":"end_turn"}"#),
+        ];
+        for (event, payload) in events {
+            t.on_event(event, payload.as_bytes(), &mut out).unwrap();
+        }
+        t.finish(&mut out).unwrap();
+        let deltas: Vec<&prism_types::Delta> =
+            out.iter().flat_map(|c| &c.chunk.choices).map(|c| &c.delta).collect();
+        assert_eq!(deltas[1], &prism_types::Delta::reasoning("Think."));
+        assert_eq!(
+            deltas[2],
+            &prism_types::Delta::thinking_block(ThinkingBlock::signature("sig1"))
+        );
+        assert_eq!(
+            deltas[3],
+            &prism_types::Delta::thinking_block(ThinkingBlock::RedactedThinking {
+                data: "b3BhcXVl".into()
+            })
+        );
+        assert_eq!(deltas[4], &prism_types::Delta::content("Hi."), "an empty signature is skipped");
+
+        let body = br#"{"output":{"message":{"role":"assistant","content":[
+            {"reasoningContent":{"reasoningText":{"text":"Think.","signature":"sig1"}}},
+            {"reasoningContent":{"redactedContent":"b3BhcXVl"}},
+            {"text":"Hi."}]}},"stopReason":"end_turn","usage":{"inputTokens":1,"outputTokens":2}}"#;
+        let done = translate_response(&StreamContext::new("c", 1, "m"), body).unwrap();
+        let m = &done.choices[0].message;
+        assert_eq!(m.reasoning_content.as_deref(), Some("Think."));
+        assert_eq!(
+            m.thinking_blocks,
+            Some(vec![
+                ThinkingBlock::Thinking {
+                    thinking: "Think.".into(),
+                    signature: Some("sig1".into())
+                },
+                ThinkingBlock::RedactedThinking { data: "b3BhcXVl".into() },
+            ])
+        );
     }
 
     #[test]

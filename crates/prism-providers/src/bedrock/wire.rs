@@ -77,6 +77,12 @@ pub(crate) struct ToolUseDelta<'a> {
 pub(crate) struct ReasoningDelta<'a> {
     #[serde(default, borrow, deserialize_with = "opt_cow")]
     pub(crate) text: Option<Cow<'a, str>>,
+    /// Closes the reasoning block: needed to replay it.
+    #[serde(default, borrow, deserialize_with = "opt_cow")]
+    pub(crate) signature: Option<Cow<'a, str>>,
+    /// Encrypted reasoning, base64 (a blob in the JSON protocol).
+    #[serde(rename = "redactedContent", default, borrow, deserialize_with = "opt_cow")]
+    pub(crate) redacted_content: Option<Cow<'a, str>>,
 }
 
 /// `contentBlockStop`.
@@ -165,11 +171,14 @@ pub(crate) struct OutputToolUse {
     pub(crate) kind: Option<String>,
 }
 
-/// `reasoningContent` block of the response.
+/// `reasoningContent` block of the response: reasoning text or redacted content.
 #[derive(Debug, Deserialize)]
 pub(crate) struct OutputReasoning {
     #[serde(rename = "reasoningText", default)]
     pub(crate) reasoning_text: Option<OutputReasoningText>,
+    /// Encrypted reasoning, base64.
+    #[serde(rename = "redactedContent", default)]
+    pub(crate) redacted_content: Option<String>,
 }
 
 /// `reasoningContent.reasoningText`.
@@ -177,6 +186,8 @@ pub(crate) struct OutputReasoning {
 pub(crate) struct OutputReasoningText {
     #[serde(default)]
     pub(crate) text: String,
+    #[serde(default)]
+    pub(crate) signature: Option<String>,
 }
 
 /// An exception frame's payload or an HTTP error body. Read leniently from a JSON value, because

@@ -1,5 +1,6 @@
 //! Tests of the OpenAI request builder, error mapping and the pass-through's edge cases.
 
+use prism_types::ThinkingBlock;
 use serde_json::{Value, json};
 
 use super::*;
@@ -229,6 +230,34 @@ fn usage_rides_on_the_held_finish_chunk() {
     assert_eq!(
         chunks[3],
         r#"{"id":"c1","object":"chat.completion.chunk","created":5,"model":"pub","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#
+    );
+}
+
+/// A LiteLLM-style upstream's `thinking_blocks` survive both the rebuilt first chunk (no role
+/// yet) and raw pass-through; unknown block types are dropped from the parsed form only.
+#[test]
+fn thinking_blocks_from_compatible_servers_pass_through() {
+    let sse = concat!(
+        "data: {\"id\":\"c\",\"created\":5,\"model\":\"up\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"Hm\",\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"Hm\",\"signature\":null}]}}]}\n\n",
+        "data: {\"id\":\"c\",\"created\":5,\"model\":\"up\",\"choices\":[{\"index\":0,\"delta\":{\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"sig\"},{\"type\":\"future_block\"}]}}]}\n\n",
+        "data: {\"id\":\"c\",\"created\":5,\"model\":\"up\",\"choices\":[{\"index\":0,\"delta\":{\"thinking_blocks\":[{\"type\":\"redacted_thinking\",\"data\":\"d\"}]},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let (chunks, summary) = run(ctx(false, false), sse);
+    summary.unwrap();
+    let blocks: Vec<ThinkingBlock> = chunks
+        .iter()
+        .map(|c| serde_json::from_str::<ChatChunk>(c).unwrap())
+        .flat_map(|c| c.choices)
+        .flat_map(|c| c.delta.thinking_blocks.unwrap_or_default())
+        .collect();
+    assert_eq!(
+        blocks,
+        vec![
+            ThinkingBlock::Thinking { thinking: "Hm".into(), signature: None },
+            ThinkingBlock::signature("sig"),
+            ThinkingBlock::RedactedThinking { data: "d".into() },
+        ]
     );
 }
 
