@@ -515,6 +515,21 @@ impl OutputScanner {
                 return builder.blocked(index);
             }
         }
+        // A thinking block (signature or redacted data) closes the reasoning before it: release
+        // any held-back reasoning into this same delta, so clients that rebuild blocks from the
+        // reasoning text seen before each block get the whole text with its signature.
+        if builder.thinking_blocks.is_some()
+            && let Some(c) = self.choices.iter_mut().find(|c| c.index == index)
+            && c.active == Some(Channel::Reasoning)
+        {
+            c.active = None;
+            let out = self.end_channel(index, Channel::Reasoning);
+            builder.append(Channel::Reasoning, &out.release);
+            verdict.extend(out.verdict);
+            if self.blocked.is_some() {
+                return builder.blocked(index);
+            }
+        }
         for call in tool_calls.into_iter().flatten() {
             let channel = Channel::ToolArguments(call.index);
             self.switch_to(index, channel, &mut builder, verdict);

@@ -362,3 +362,30 @@ fn completion_check_blocks_or_lists_warning_rules() {
         "response blocked by guardrail 'no-cards' (pii:card)"
     );
 }
+
+#[test]
+fn a_thinking_block_releases_held_reasoning_into_its_own_delta() {
+    let rules = set(vec![
+        RuleConfig::new("no-pii", Mode::Enforce, RuleKind::pii(PiiType::ALL))
+            .with_hold_back(true)
+            .with_scan_reasoning(true),
+    ]);
+    let mut scanner = OutputScanner::new(&rules);
+    // "order 4111" ends in a possible card prefix, so hold-back keeps "4111" back...
+    let out = scanner.scan_chunk(chunk(Delta::reasoning("order 4111")));
+    assert_eq!(out.forward.unwrap().choices[0].delta.reasoning_content.as_deref(), Some("order "));
+    // ...until the block's signature closes the reasoning: then it leaves with the signature, so
+    // a client rebuilding the block from the reasoning before it gets the whole text.
+    let signed = Delta {
+        thinking_blocks: Some(vec![prism_types::ThinkingBlock::Thinking {
+            thinking: String::new(),
+            signature: Some("sig".into()),
+        }]),
+        ..Delta::default()
+    };
+    let out = scanner.scan_chunk(chunk(signed));
+    assert!(out.verdict.is_pass());
+    let delta = &out.forward.unwrap().choices[0].delta;
+    assert_eq!(delta.reasoning_content.as_deref(), Some("4111"));
+    assert!(delta.thinking_blocks.is_some());
+}
