@@ -34,11 +34,13 @@ pub(crate) struct AppState {
 impl AppState {
     pub(crate) fn new(config: Config, upstream: UpstreamClient, hooks: Hooks) -> Self {
         let limit = config.limits.max_concurrent_requests;
+        let metrics = Arc::new(Metrics::default());
+        let hooks = crate::guardrails::install(&config.guardrails, hooks, &metrics);
         AppState {
             limiter: (limit > 0).then(|| Arc::new(Semaphore::new(limit))),
             config,
             upstream,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             hooks,
             shutting_down: AtomicBool::new(false),
         }
@@ -101,7 +103,11 @@ async fn dispatch(
             }
         }
         Route::Metrics => {
-            let mut resp = Response::new(ResponseBody::full(state.metrics.render()));
+            let mut text = state.metrics.render();
+            if let Some(cache) = &state.hooks.cache {
+                cache.render_metrics(&mut text);
+            }
+            let mut resp = Response::new(ResponseBody::full(text));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

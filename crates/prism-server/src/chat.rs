@@ -1,28 +1,30 @@
 //! `POST /v1/chat/completions`: auth, body limit, parsing and validation (400s name the field),
 //! model lookup and allow-list, the input hook, then the attempt loop; a served stream commits
-//! here (status and headers) and continues in `SseBody`.
+//! here (status and headers) and continues in `SseBody`; a non-streaming request goes through
+//! the response cache when one is installed.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use prism_providers::StreamContext;
-use prism_types::{ChatRequest, Message};
+use prism_types::{ChatCompletion, ChatRequest, Message};
 use serde::Deserialize as _;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tracing::Span;
 
-use crate::app::{AppState, error_response, json_response};
+use crate::app::{AppState, error_response};
 use crate::body::ResponseBody;
+use crate::cache;
 use crate::config::ClientKey;
 use crate::error::GatewayError;
 use crate::hooks::Caller;
 use crate::sse_body::{SseBody, StreamMeta};
-use crate::upstream::{self, Answer, Exchange};
+use crate::upstream::{self, Answer, Exchange, Unserved};
 
 /// Metric label for requests that never reached a configured model or provider.
 const NO_LABEL: &str = "-";
@@ -84,26 +86,16 @@ pub(crate) async fn chat_completions(
         return reject(state, model, &e);
     }
     let caller = Caller { key_name: &key.name };
+    // Headers the hooks add for the client (guardrail warnings); empty, and free, without them.
+    let mut hook_headers = HeaderMap::new();
     if let Some(check) = &state.hooks.input
-        && let Err(rejection) = check.check(caller, &request)
+        && let Err(rejection) = check.check(caller, &request, &mut hook_headers)
     {
         let e = GatewayError::Rejected { status: rejection.status, error: rejection.error };
         return reject(state, model, &e);
     }
 
     let stream = request.is_stream();
-    if !stream
-        && let Some(cache) = &state.hooks.cache
-        && let Some(mut completion) = cache.lookup(caller, &request).await
-    {
-        completion.model = model.to_owned();
-        state.metrics.request(model, "cache", 200);
-        let mut resp = json_response(StatusCode::OK, &completion);
-        set_header(&mut resp, "x-prism-attempts", "0");
-        set_header(&mut resp, "x-prism-cache", "hit");
-        return resp;
-    }
-
     let created =
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let ctx = StreamContext {
@@ -115,73 +107,187 @@ pub(crate) async fn chat_completions(
     };
     let total_deadline = started + state.config.timeouts.total;
     let ex = Exchange { request: &request, route, ctx, stream, total_deadline };
+    if !stream {
+        // The cache wraps the whole non-streaming path; streams never touch it.
+        return match &state.hooks.cache {
+            Some(cache) => {
+                cache::serve(state, cache.as_ref(), &ex, caller, &parts.headers, hook_headers).await
+            }
+            None => match complete(state, &ex, caller, &mut hook_headers).await {
+                Ok(done) => {
+                    completion_response(done.body, done.attempts, Some(done.provider), hook_headers)
+                }
+                Err(resp) => resp,
+            },
+        };
+    }
     let served = match upstream::serve(state, &ex).await {
         Ok(served) => served,
         Err(unserved) => {
-            let provider = unserved.target.provider.as_str();
-            state.metrics.request(model, provider, unserved.error.status());
-            tracing::warn!(
-                status = unserved.error.status(),
-                error = unserved.error.metric_label(),
-                attempts = unserved.attempts,
-                provider,
-                "no deployment could serve the request"
-            );
-            let mut resp = error_response(&unserved.error);
-            set_attempts(&mut resp, unserved.attempts, provider);
+            let mut resp = unserved_response(state, model, &unserved);
+            cache::mark_bypass(state, &mut resp);
             return resp;
         }
     };
     let provider = served.target.provider.as_str();
     state.metrics.request(model, provider, 200);
     tracing::info!(attempts = served.attempts, provider, stream, "upstream answered");
-    match served.answer {
-        Answer::Stream(primed) => {
-            state.metrics.ttft(
-                model,
-                provider,
-                primed.first_content_at.saturating_duration_since(started),
-            );
-            let filter = state.hooks.output.as_ref().and_then(|f| f.start(caller, &request));
-            let meta = StreamMeta {
-                state: Arc::clone(state),
-                model: model.to_owned(),
-                provider: provider.to_owned(),
-                started,
-                total_deadline,
-                span: span.clone(),
-                permit,
-                credentials: served.target.deployment.credentials.clone(),
-            };
-            let body = SseBody::new(*primed, filter, meta);
-            let mut resp = Response::new(ResponseBody::sse(body));
-            let headers = resp.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-            set_attempts(&mut resp, served.attempts, provider);
-            resp
+    let Answer::Stream(primed) = served.answer else {
+        tracing::error!(provider, "a streaming request was answered with a whole completion");
+        return error_response(&GatewayError::Internal);
+    };
+    state.metrics.ttft(model, provider, primed.first_content_at.saturating_duration_since(started));
+    let filter = state.hooks.output.as_ref().and_then(|f| f.start(caller, &request));
+    let meta = StreamMeta {
+        state: Arc::clone(state),
+        model: model.to_owned(),
+        provider: provider.to_owned(),
+        started,
+        total_deadline,
+        span: span.clone(),
+        permit,
+        credentials: served.target.deployment.credentials.clone(),
+    };
+    let body = SseBody::new(*primed, filter, meta);
+    let mut resp = Response::new(ResponseBody::sse(body));
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    headers.extend(hook_headers);
+    set_attempts(&mut resp, served.attempts, provider);
+    cache::mark_bypass(state, &mut resp);
+    resp
+}
+
+/// A non-streaming answer that passed the output checks, ready to send or store.
+pub(crate) struct Completed<'r> {
+    /// The serialized `chat.completion`.
+    pub(crate) body: Bytes,
+    /// Upstream attempts it took.
+    pub(crate) attempts: u32,
+    /// The configured provider that answered.
+    pub(crate) provider: &'r str,
+}
+
+/// The non-streaming pipeline after the input check: the upstream call (retries, fallback), then
+/// the output checks, which may add to `hook_headers`. `Err` is the response to send instead.
+pub(crate) async fn complete<'r>(
+    state: &AppState,
+    ex: &Exchange<'r>,
+    caller: Caller<'_>,
+    hook_headers: &mut HeaderMap,
+) -> Result<Completed<'r>, Response<ResponseBody>> {
+    let model = ex.route.name.as_str();
+    let served =
+        upstream::serve(state, ex).await.map_err(|u| unserved_response(state, model, &u))?;
+    let provider = served.target.provider.as_str();
+    state.metrics.request(model, provider, 200);
+    tracing::info!(attempts = served.attempts, provider, stream = false, "upstream answered");
+    let Answer::Completion(mut completion) = served.answer else {
+        tracing::error!(provider, "a non-streaming request was answered with a stream");
+        return Err(error_response(&GatewayError::Internal));
+    };
+    if let Some(usage) = &completion.usage {
+        state.metrics.tokens(model, provider, usage.prompt_tokens, usage.completion_tokens);
+    }
+    if let Some(output) = &state.hooks.output
+        && let Err(rejection) =
+            output.check_completion(caller, ex.request, &mut completion, hook_headers)
+    {
+        let e = GatewayError::Rejected { status: rejection.status, error: rejection.error };
+        let mut resp = error_response(&e);
+        set_attempts(&mut resp, served.attempts, provider);
+        return Err(resp);
+    }
+    let body = serialize(&completion).ok_or_else(|| error_response(&GatewayError::Internal))?;
+    Ok(Completed { body, attempts: served.attempts, provider })
+}
+
+/// A completion served from the cache: no upstream call (`x-prism-attempts: 0`), and the output
+/// checks run again for this caller, since the entry may have been stored under other rules
+/// (a shared namespace, or another key's identical request in flight).
+pub(crate) fn cached_completion(
+    state: &AppState,
+    ex: &Exchange<'_>,
+    caller: Caller<'_>,
+    body: Bytes,
+    mut hook_headers: HeaderMap,
+) -> Response<ResponseBody> {
+    let model = ex.route.name.as_str();
+    let mut body = body;
+    if let Some(output) = &state.hooks.output {
+        let Ok(stored) = serde_json::from_slice::<ChatCompletion>(&body) else {
+            tracing::error!("a cached entry is not a chat.completion; not serving it");
+            return reject(state, model, &GatewayError::Internal);
+        };
+        let mut completion = stored.clone();
+        if let Err(rejection) =
+            output.check_completion(caller, ex.request, &mut completion, &mut hook_headers)
+        {
+            let e = GatewayError::Rejected { status: rejection.status, error: rejection.error };
+            return reject(state, model, &e);
         }
-        Answer::Completion(mut completion) => {
-            if let Some(usage) = &completion.usage {
-                state.metrics.tokens(model, provider, usage.prompt_tokens, usage.completion_tokens);
-            }
-            if let Some(output) = &state.hooks.output
-                && let Err(rejection) = output.check_completion(caller, &request, &mut completion)
-            {
-                let e = GatewayError::Rejected { status: rejection.status, error: rejection.error };
-                let mut resp = error_response(&e);
-                set_attempts(&mut resp, served.attempts, provider);
-                return resp;
-            }
-            if let Some(cache) = &state.hooks.cache {
-                cache.store(caller, &request, &completion).await;
-            }
-            let mut resp = json_response(StatusCode::OK, &completion);
-            set_attempts(&mut resp, served.attempts, provider);
-            resp
+        if completion != stored {
+            let Some(edited) = serialize(&completion) else {
+                return error_response(&GatewayError::Internal);
+            };
+            body = edited;
         }
     }
+    state.metrics.request(model, "cache", 200);
+    completion_response(body, 0, None, hook_headers)
+}
+
+/// A `200` with a serialized `chat.completion`.
+pub(crate) fn completion_response(
+    body: Bytes,
+    attempts: u32,
+    provider: Option<&str>,
+    hook_headers: HeaderMap,
+) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::full(body));
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.extend(hook_headers);
+    match provider {
+        Some(provider) => set_attempts(&mut resp, attempts, provider),
+        None => {
+            resp.headers_mut().insert("x-prism-attempts", HeaderValue::from(attempts));
+        }
+    }
+    resp
+}
+
+/// The completion as JSON; `None` (logged) if it cannot be serialised, which the types rule out.
+fn serialize(completion: &ChatCompletion) -> Option<Bytes> {
+    match serde_json::to_vec(completion) {
+        Ok(json) => Some(Bytes::from(json)),
+        Err(e) => {
+            tracing::error!(error = %e, "completion serialisation failed");
+            None
+        }
+    }
+}
+
+/// The error response when no deployment could serve the request.
+fn unserved_response(
+    state: &AppState,
+    model: &str,
+    unserved: &Unserved<'_>,
+) -> Response<ResponseBody> {
+    let provider = unserved.target.provider.as_str();
+    state.metrics.request(model, provider, unserved.error.status());
+    tracing::warn!(
+        status = unserved.error.status(),
+        error = unserved.error.metric_label(),
+        attempts = unserved.attempts,
+        provider,
+        "no deployment could serve the request"
+    );
+    let mut resp = error_response(&unserved.error);
+    set_attempts(&mut resp, unserved.attempts, provider);
+    resp
 }
 
 fn reject(state: &AppState, model: &str, e: &GatewayError) -> Response<ResponseBody> {

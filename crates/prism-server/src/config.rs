@@ -13,10 +13,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use prism_cache::{CacheBackend, CacheConfig, CacheError, ModelCacheConfig};
 use prism_providers::{Credentials, Deployment, ProviderKind, Secret};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub use crate::guardrails::GuardrailPolicy;
 pub use embedded::{DEMO_MODELS, EmbeddedOptions, generate_dev_key};
 
 /// The default listen address, loopback only.
@@ -91,6 +93,10 @@ pub struct Config {
     /// When the client did not ask for `stream_options.include_usage`, put the usage on the chunk
     /// that carries `finish_reason`.
     pub usage_on_finish: bool,
+    /// The response cache (`[cache]`); `None` when the section is absent.
+    pub cache: Option<CacheConfig>,
+    /// Guardrail rules (`[guardrails]`, and each model's and key's `guardrails`), compiled.
+    pub guardrails: GuardrailPolicy,
 }
 
 /// One client key: who it is and which models it may use. The key itself is kept only as its
@@ -141,6 +147,9 @@ pub struct ModelRoute {
     pub name: String,
     /// Deployments, tried in order.
     pub deployments: Vec<RouteTarget>,
+    /// This model's cache settings; `None` caches it with `cache.default_ttl_secs` whenever
+    /// [`Config::cache`] is set.
+    pub cache: Option<ModelCacheConfig>,
 }
 
 /// One deployment of a public model.
@@ -360,6 +369,7 @@ fn resolve(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
     let timeouts = resolve_timeouts(&raw.timeouts)?;
     let limits = resolve_limits(&raw.limits)?;
     let retries = resolve_retries(&raw.retries)?;
+    let cache = resolve_cache(raw.cache.as_ref(), env)?;
 
     let mut providers = BTreeMap::new();
     for (name, p) in &raw.providers {
@@ -431,7 +441,8 @@ fn resolve(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
                 ttft_deadline,
             });
         }
-        models.push(ModelRoute { name, deployments });
+        let model_cache = resolve_model_cache(m.cache, &field, cache.is_some())?;
+        models.push(ModelRoute { name, deployments, cache: model_cache });
     }
 
     let mut keys = Vec::with_capacity(raw.keys.len());
@@ -510,6 +521,11 @@ fn resolve(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
     if keys.is_empty() {
         return Err(ConfigError::invalid("keys", "at least one [[keys]] entry is required"));
     }
+    let guardrails = GuardrailPolicy::resolve(
+        &raw.guardrails,
+        models.iter().zip(&raw.models).map(|(m, r)| (m.name.as_str(), r.guardrails.as_slice())),
+        raw.keys.iter().map(|k| (k.name.as_str(), k.guardrails.as_slice())),
+    )?;
 
     Ok(Config {
         listen,
@@ -519,7 +535,56 @@ fn resolve(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
         limits,
         retries,
         usage_on_finish: raw.usage_on_finish.unwrap_or(true),
+        cache,
+        guardrails,
     })
+}
+
+/// `[cache]`: interpolates the Redis URL and key prefix, then checks every bound (and that the
+/// Redis URL parses, without connecting).
+fn resolve_cache(
+    raw: Option<&CacheConfig>,
+    env: EnvLookup<'_>,
+) -> Result<Option<CacheConfig>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let mut cache = raw.clone();
+    cache.redis.url = interpolate(&cache.redis.url, "cache.redis.url", env)?;
+    cache.redis.key_prefix = interpolate(&cache.redis.key_prefix, "cache.redis.key_prefix", env)?;
+    cache.validate().map_err(cache_config_error)?;
+    if cache.backend == CacheBackend::Redis {
+        prism_cache::RedisStore::new(&cache.redis).map_err(cache_config_error)?;
+    }
+    Ok(Some(cache))
+}
+
+/// A model's `cache` table. Turning caching on for a model without a `[cache]` section is an
+/// error rather than a silent no-op.
+fn resolve_model_cache(
+    raw: Option<ModelCacheConfig>,
+    field: &str,
+    cache_configured: bool,
+) -> Result<Option<ModelCacheConfig>, ConfigError> {
+    let Some(model) = raw else { return Ok(None) };
+    if model.enabled && !cache_configured {
+        return Err(ConfigError::invalid(
+            format!("{field}.cache"),
+            "caching is enabled for this model but there is no [cache] section",
+        ));
+    }
+    if model.validate().is_err() {
+        return Err(ConfigError::invalid(
+            format!("{field}.cache.ttl_secs"),
+            "must be between 1 and 31536000 (one year); disable caching with enabled = false",
+        ));
+    }
+    Ok(Some(model))
+}
+
+fn cache_config_error(e: CacheError) -> ConfigError {
+    match e {
+        CacheError::InvalidConfig { field, reason } => ConfigError::invalid(field, reason),
+        other => ConfigError::invalid("cache", other.to_string()),
+    }
 }
 
 /// A provider, resolved: everything deployments copy from it.
@@ -876,9 +941,12 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_by_name() {
+        let text = format!("{BASE}\n[telemetry]\nenabled = true\n");
+        let msg = err(&text, &[("OPENAI_API_KEY", "k")]);
+        assert!(msg.contains("unknown field `telemetry`"), "{msg}");
         let text = format!("{BASE}\n[guardrails]\nenabled = true\n");
         let msg = err(&text, &[("OPENAI_API_KEY", "k")]);
-        assert!(msg.contains("unknown field `guardrails`"), "{msg}");
+        assert!(msg.contains("unknown field `enabled`"), "{msg}");
         let text = BASE.replace("kind = \"openai\"", "kind = \"openai\"\napi_kee = \"x\"");
         let msg = err(&text, &[("OPENAI_API_KEY", "k")]);
         assert!(msg.contains("unknown field `api_kee`"), "{msg}");

@@ -8,8 +8,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http::{HeaderMap, Response};
+use prism_cache::CacheOutcome;
 use prism_providers::OutChunk;
 use prism_types::{ChatCompletion, ChatRequest, ErrorObject};
+
+use crate::body::ResponseBody;
+use crate::config::ModelRoute;
 
 /// A boxed future, for the object-safe async hooks.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -31,13 +37,21 @@ pub struct Caller<'a> {
     pub key_name: &'a str,
 }
 
-/// Checks a request after auth and validation, before routing.
+/// Checks a request after auth, validation and model lookup, before the cache and any upstream
+/// call.
 pub trait InputCheck: Send + Sync {
-    /// `Err` refuses the request with the given status and error.
+    /// `Err` refuses the request with the given status and error. Headers added to `headers`
+    /// go on the response when the request is served (the stream's head included), e.g.
+    /// `x-prism-guardrail-warnings`.
     ///
     /// # Errors
     /// The refusal to send.
-    fn check(&self, caller: Caller<'_>, request: &ChatRequest) -> Result<(), HookRejection>;
+    fn check(
+        &self,
+        caller: Caller<'_>,
+        request: &ChatRequest,
+        headers: &mut HeaderMap,
+    ) -> Result<(), HookRejection>;
 }
 
 /// Creates the per-stream output filters.
@@ -45,7 +59,9 @@ pub trait OutputFilterFactory: Send + Sync {
     /// A filter for one streamed response, or `None` when this request needs none.
     fn start(&self, caller: Caller<'_>, request: &ChatRequest) -> Option<Box<dyn OutputFilter>>;
 
-    /// Checks (and may edit) a whole non-streaming completion.
+    /// Checks (and may edit) a whole non-streaming completion, fresh or from the cache.
+    /// `headers` already holds what the input check added; headers added here go on the
+    /// response with the completion.
     ///
     /// # Errors
     /// The refusal to send instead of the completion.
@@ -54,46 +70,79 @@ pub trait OutputFilterFactory: Send + Sync {
         caller: Caller<'_>,
         request: &ChatRequest,
         completion: &mut ChatCompletion,
+        headers: &mut HeaderMap,
     ) -> Result<(), HookRejection> {
-        let _ = (caller, request, completion);
+        let _ = (caller, request, completion, headers);
         Ok(())
     }
 }
 
 /// A per-stream filter between the translator and the SSE encoder. It sees every chunk before
 /// the client does and may edit it, withhold it (remove it from the batch and release it later),
-/// or end the stream with an error event.
+/// or end the stream with an error event. A filter that edits a chunk's content must clear its
+/// `raw` bytes, or the original pass-through JSON is what gets sent.
 pub trait OutputFilter: Send {
     /// Filters one batch of chunks in place.
     ///
     /// # Errors
-    /// Ends the stream with this error event (no `[DONE]`).
+    /// Ends the stream: the chunks left in `chunks` are sent, then this error event, and no
+    /// `[DONE]` (so remove what must not reach the client, keep what precedes the violation).
     fn filter(&mut self, chunks: &mut Vec<OutChunk>) -> Result<(), HookRejection>;
 
-    /// Called once after the upstream ended cleanly, before the closing chunks are encoded;
-    /// releases anything still withheld into `chunks`.
+    /// Called once after the upstream ended cleanly, after the closing chunks went through
+    /// [`OutputFilter::filter`] and before `[DONE]`; releases anything still withheld into
+    /// `chunks`.
     ///
     /// # Errors
-    /// Ends the stream with this error event (no `[DONE]`).
+    /// As for [`OutputFilter::filter`]: what is left in `chunks`, then the error, no `[DONE]`.
     fn finish(&mut self, chunks: &mut Vec<OutChunk>) -> Result<(), HookRejection>;
 }
 
-/// A cache of whole completions, consulted on the non-streaming path only.
-pub trait CompletionCache: Send + Sync {
-    /// A cached completion for `request`, if any. Failures count as a miss.
-    fn lookup<'a>(
-        &'a self,
-        caller: Caller<'a>,
-        request: &'a ChatRequest,
-    ) -> BoxFuture<'a, Option<ChatCompletion>>;
+/// The work a [`CompletionCache`] wraps for one non-streaming request: the upstream call (with
+/// retries and fallback) and the output checks. `Ok` holds the serialized `chat.completion` and
+/// whether it may be stored; `Err` is the response to send instead (an upstream error, a
+/// guardrail refusal), which is never stored.
+pub type Compute<'a> = BoxFuture<'a, Result<(Bytes, bool), Response<ResponseBody>>>;
 
-    /// Stores a fresh completion. Failures are the cache's to log; the request succeeds anyway.
-    fn store<'a>(
+/// One non-streaming request, as a [`CompletionCache`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheRequest<'a> {
+    /// Who is asking (the tenant).
+    pub caller: Caller<'a>,
+    /// The parsed request.
+    pub request: &'a ChatRequest,
+    /// The public model it asked for, with its cache settings.
+    pub route: &'a ModelRoute,
+    /// The request's `cache-control` header values, joined with `,`.
+    pub cache_control: Option<&'a str>,
+}
+
+/// What a [`CompletionCache`] made of one request.
+#[derive(Debug)]
+pub struct CacheServed {
+    /// For the `x-prism-cache` response header. A [`CacheOutcome::Hit`] did not run the
+    /// [`Compute`], so the server runs the output checks on the cached body itself.
+    pub outcome: CacheOutcome,
+    /// The `chat.completion` body, or the error response the [`Compute`] produced.
+    pub result: Result<Bytes, Response<ResponseBody>>,
+}
+
+/// A cache around the non-streaming path; streaming requests never reach it. The built-in one
+/// is configured by `[cache]`.
+pub trait CompletionCache: Send + Sync {
+    /// Answers `request` from the cache or by running `compute` (at most once), and stores a
+    /// cacheable result as the request allows. A cache failure must not fail the request: the
+    /// cache runs `compute` instead.
+    fn serve<'a>(
         &'a self,
-        caller: Caller<'a>,
-        request: &'a ChatRequest,
-        completion: &'a ChatCompletion,
-    ) -> BoxFuture<'a, ()>;
+        request: CacheRequest<'a>,
+        compute: Compute<'a>,
+    ) -> BoxFuture<'a, CacheServed>;
+
+    /// Appends this cache's metrics, in the Prometheus text format, to `GET /metrics`.
+    fn render_metrics(&self, out: &mut String) {
+        let _ = out;
+    }
 }
 
 /// The installed hooks; all empty by default.

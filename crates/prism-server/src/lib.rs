@@ -12,9 +12,11 @@
 
 mod app;
 mod body;
+mod cache;
 mod chat;
 pub mod config;
 mod error;
+mod guardrails;
 mod hooks;
 mod metrics;
 mod server;
@@ -25,8 +27,8 @@ pub use body::ResponseBody;
 pub use config::{Config, ConfigError, EmbeddedOptions};
 pub use error::GatewayError;
 pub use hooks::{
-    BoxFuture, Caller, CompletionCache, HookRejection, Hooks, InputCheck, OutputFilter,
-    OutputFilterFactory,
+    BoxFuture, CacheRequest, CacheServed, Caller, CompletionCache, Compute, HookRejection, Hooks,
+    InputCheck, OutputFilter, OutputFilterFactory,
 };
 pub use metrics::Metrics;
 pub use server::{Server, ServerError, ServerHandle};

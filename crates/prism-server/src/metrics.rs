@@ -29,6 +29,7 @@ pub struct Metrics {
     ttft: Histogram<2>,
     stream_duration: Histogram<2>,
     active_streams: AtomicI64,
+    guardrail_findings: Counter<4>,
 }
 
 impl Default for Metrics {
@@ -45,6 +46,7 @@ impl Default for Metrics {
             ttft: Histogram::new(["model", "provider"], &TTFT_BUCKETS),
             stream_duration: Histogram::new(["model", "provider"], &DURATION_BUCKETS),
             active_streams: AtomicI64::new(0),
+            guardrail_findings: Counter::new(["rule", "detector", "stage", "mode"]),
         }
     }
 }
@@ -112,6 +114,12 @@ impl Metrics {
         }
     }
 
+    /// Counts one guardrail finding. `rule` is a configured rule name, `detector` a fixed label
+    /// (`pii:card`), so cardinality stays bounded.
+    pub(crate) fn guardrail_finding(&self, rule: &str, detector: &str, stage: &str, mode: &str) {
+        self.guardrail_findings.add([rule, detector, stage, mode], 1);
+    }
+
     /// Streams currently open.
     pub fn active_streams(&self) -> i64 {
         self.active_streams.load(Ordering::Relaxed)
@@ -169,6 +177,11 @@ impl Metrics {
             &mut out,
             "prism_stream_endings_total",
             "How streams ended: done, error, timeout, client_closed.",
+        );
+        self.guardrail_findings.render(
+            &mut out,
+            "prism_guardrail_findings_total",
+            "Guardrail findings by rule, detector, stage (input, output) and mode (enforce, monitor).",
         );
         let _ = writeln!(out, "# HELP prism_active_streams Streams currently open.");
         let _ = writeln!(out, "# TYPE prism_active_streams gauge");

@@ -42,6 +42,10 @@ pub enum ServerError {
     /// The server task failed.
     #[error("server task failed")]
     Join(#[source] tokio::task::JoinError),
+    /// The `[cache]` settings are out of range (only possible for a `Config` built by hand:
+    /// [`Config::from_toml`] checks them).
+    #[error("cannot build the response cache")]
+    Cache(#[source] prism_cache::CacheError),
 }
 
 /// A bound, not yet running server.
@@ -56,16 +60,19 @@ impl Server {
     /// Binds `config.listen` (port 0 picks a free port).
     ///
     /// # Errors
-    /// [`ServerError::Bind`] or [`ServerError::Client`].
+    /// [`ServerError::Bind`], [`ServerError::Client`] or [`ServerError::Cache`].
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         Server::bind_with(config, Hooks::default()).await
     }
 
-    /// Binds with pipeline hooks installed.
+    /// Binds with pipeline hooks installed. The response cache `config.cache` describes is
+    /// installed unless `hooks.cache` is already set. The guardrails of `config.guardrails` are
+    /// added to the given hooks: their input check runs first, their output filter last.
     ///
     /// # Errors
-    /// [`ServerError::Bind`] or [`ServerError::Client`].
-    pub async fn bind_with(config: Config, hooks: Hooks) -> Result<Server, ServerError> {
+    /// [`ServerError::Bind`], [`ServerError::Client`] or [`ServerError::Cache`].
+    pub async fn bind_with(config: Config, mut hooks: Hooks) -> Result<Server, ServerError> {
+        crate::cache::install(&mut hooks, &config).map_err(ServerError::Cache)?;
         let upstream = UpstreamClient::new(&config.timeouts).map_err(ServerError::Client)?;
         let listener = TcpListener::bind(config.listen)
             .await

@@ -269,12 +269,12 @@ impl SseBody {
 
     fn close_clean(&mut self, summary: &StreamSummary) {
         if let Some(filter) = self.filter.as_mut() {
-            if let Err(rejection) = filter.finish(&mut self.out) {
-                self.out.clear();
+            let finished = filter.finish(&mut self.out);
+            self.encode_chunks();
+            if let Err(rejection) = finished {
                 self.fail(rejection.error, "filtered");
                 return;
             }
-            self.encode_chunks();
         }
         if let Some(usage) = &summary.usage {
             self.totals.prompt_tokens = usage.prompt_tokens;
@@ -285,16 +285,17 @@ impl SseBody {
     }
 
     /// Runs the output filter over `out` and encodes what it lets through. Returns `false` when
-    /// the filter ended the stream.
+    /// the filter ended the stream (after the chunks it kept, which precede the violation).
     fn encode_out(&mut self) -> bool {
-        if let Some(filter) = self.filter.as_mut()
-            && let Err(rejection) = filter.filter(&mut self.out)
-        {
-            self.out.clear();
+        let filtered = match self.filter.as_mut() {
+            Some(filter) => filter.filter(&mut self.out),
+            None => Ok(()),
+        };
+        self.encode_chunks();
+        if let Err(rejection) = filtered {
             self.fail(rejection.error, "filtered");
             return false;
         }
-        self.encode_chunks();
         true
     }
 

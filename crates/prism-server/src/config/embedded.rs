@@ -1,6 +1,6 @@
 //! The embedded default used by `prism serve` without `--config`: one development key, the
-//! `demo/*` models on the in-process upstream simulator, and real providers for whichever
-//! provider credentials the environment holds.
+//! `demo/*` models on the in-process upstream simulator (cached in memory), and real providers
+//! for whichever provider credentials the environment holds (not cached).
 
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -10,6 +10,7 @@ use super::{
     aws_env_credentials,
 };
 use crate::config::ClientKey;
+use prism_cache::{CacheConfig, ModelCacheConfig};
 use prism_providers::{Credentials, Deployment, ProviderKind, Secret};
 
 /// The demo models: public name, provider kind, and the upstream model id sent to the simulator.
@@ -73,7 +74,9 @@ impl Config {
             if kind == ProviderKind::Bedrock {
                 deployment.region = Some("us-east-1".to_owned());
             }
-            models.push(single(name, &format!("demo-{}", kind.as_str()), deployment));
+            // Demo models are cached (in memory, default TTL): repeat a non-streaming request
+            // to see `x-prism-cache: hit`.
+            models.push(single(name, &format!("demo-{}", kind.as_str()), deployment, None));
         }
         let nonempty = |name: &str| env(name).filter(|v| !v.is_empty());
         let real: [RealProvider<'_>; 3] = [
@@ -103,7 +106,7 @@ impl Config {
             for (name, upstream) in list {
                 let mut deployment = Deployment::new(kind, base_url, *upstream);
                 deployment.credentials = credentials.clone();
-                models.push(single(name, kind.as_str(), deployment));
+                models.push(single(name, kind.as_str(), deployment, Some(NOT_CACHED)));
             }
         }
         if let Some(credentials) = aws_env_credentials(env) {
@@ -118,7 +121,7 @@ impl Config {
                 );
                 deployment.credentials = credentials.clone();
                 deployment.region = Some(region.clone());
-                models.push(single(name, "bedrock", deployment));
+                models.push(single(name, "bedrock", deployment, Some(NOT_CACHED)));
             }
         }
         Config {
@@ -130,11 +133,23 @@ impl Config {
             limits: Limits::default(),
             retries: RetryPolicy::default(),
             usage_on_finish: true,
+            cache: Some(CacheConfig::default()),
+            guardrails: super::GuardrailPolicy::default(),
         }
     }
 }
 
-fn single(name: &str, provider: &str, deployment: Deployment) -> ModelRoute {
+/// Real providers found in the environment are not cached by the embedded default: a
+/// development session with a real model should see fresh answers unless a config file asks
+/// for caching.
+const NOT_CACHED: ModelCacheConfig = ModelCacheConfig { enabled: false, ttl_secs: None };
+
+fn single(
+    name: &str,
+    provider: &str,
+    deployment: Deployment,
+    cache: Option<ModelCacheConfig>,
+) -> ModelRoute {
     ModelRoute {
         name: name.to_owned(),
         deployments: vec![RouteTarget {
@@ -142,6 +157,7 @@ fn single(name: &str, provider: &str, deployment: Deployment) -> ModelRoute {
             deployment,
             ttft_deadline: None,
         }],
+        cache,
     }
 }
 

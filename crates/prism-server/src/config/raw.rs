@@ -23,6 +23,11 @@ pub(super) struct RawConfig {
     pub(super) limits: RawLimits,
     #[serde(default)]
     pub(super) retries: RawRetries,
+    /// `[guardrails]`: the global rules (`[[guardrails.rules]]`).
+    #[serde(default)]
+    pub(super) guardrails: prism_guardrails::GuardrailsConfig,
+    /// `[cache]`: absent means no response cache.
+    pub(super) cache: Option<prism_cache::CacheConfig>,
 }
 
 /// `[[keys]]`.
@@ -33,6 +38,9 @@ pub(super) struct RawKey {
     pub(super) key: Option<String>,
     pub(super) key_sha256: Option<String>,
     pub(super) models: Option<Vec<String>>,
+    /// Guardrail rules added for requests with this key.
+    #[serde(default)]
+    pub(super) guardrails: Vec<prism_guardrails::RuleConfig>,
 }
 
 /// `kind` of a provider.
@@ -70,6 +78,11 @@ pub(super) struct RawModel {
     pub(super) name: String,
     #[serde(default)]
     pub(super) deployments: Vec<RawDeployment>,
+    /// Guardrail rules added for requests to this model.
+    #[serde(default)]
+    pub(super) guardrails: Vec<prism_guardrails::RuleConfig>,
+    /// `cache = { enabled = true, ttl_secs = 60 }`.
+    pub(super) cache: Option<prism_cache::ModelCacheConfig>,
 }
 
 /// One entry of `deployments`.

@@ -81,7 +81,12 @@ async fn health_ready_and_metrics() {
 struct BlockWord;
 
 impl InputCheck for BlockWord {
-    fn check(&self, _caller: Caller<'_>, request: &ChatRequest) -> Result<(), HookRejection> {
+    fn check(
+        &self,
+        _caller: Caller<'_>,
+        request: &ChatRequest,
+        _headers: &mut http::HeaderMap,
+    ) -> Result<(), HookRejection> {
         let text = serde_json::to_string(&request.messages).unwrap();
         if text.contains("forbidden") {
             return Err(HookRejection {
@@ -112,6 +117,8 @@ impl OutputFilter for CutAfter {
             }
         }
         if self.seen > self.limit {
+            // Chunks left in the batch would still go out ahead of the error.
+            chunks.clear();
             return Err(HookRejection {
                 status: 400,
                 error: ErrorObject::new("invalid_request_error", "output blocked")
