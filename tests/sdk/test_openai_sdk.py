@@ -134,8 +134,8 @@ class ErrorTest(unittest.TestCase):
         self.assertEqual(ctx.exception.code, "content_blocked")
 
     def test_output_guardrail_ends_the_stream_with_an_error(self):
-        # The sdk config blocks the word "simulator" on the output of guarded/anthropic; the demo
-        # reply mentions it, so the stream starts, then the SDK raises on the error event.
+        # prism-sdk.toml blocks the word "lovely" on the output of guarded/anthropic; the demo
+        # reply contains it, so the stream starts, then the SDK raises on the error event.
         received = []
         with self.assertRaises(openai.APIError) as ctx:
             stream = client().chat.completions.create(model="guarded/anthropic", messages=HELLO, stream=True)
@@ -144,7 +144,8 @@ class ErrorTest(unittest.TestCase):
                     if choice.delta.content:
                         received.append(choice.delta.content)
         self.assertIn("guardrail", str(ctx.exception).lower())
-        self.assertNotIn("simulator", "".join(received).lower())
+        self.assertTrue(received, "text before the violation was streamed")
+        self.assertNotIn("lovely", "".join(received).lower())
 
 
 if __name__ == "__main__":
