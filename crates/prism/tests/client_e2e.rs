@@ -2,7 +2,7 @@
 //! stream manager assembles from the stream equals the non-streaming completion of the same reply
 //! (content, tool calls, finish reason, usage).
 
-#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
 
 use futures::StreamExt;
 use prism_client::Prism;
