@@ -30,7 +30,7 @@ use crate::metrics::StreamTotals;
 use crate::upstream::{Primed, redact};
 
 /// Initial capacity of the per-stream output buffer; it grows only for unusually large batches.
-const BUF_CAPACITY: usize = 8 * 1024;
+const BUF_CAPACITY: usize = 1024;
 /// A frame goes out once this much is encoded even if the upstream has more ready, which bounds
 /// the buffer and keeps a fast upstream from delaying the first bytes of a batch.
 const BATCH_BYTES: usize = 16 * 1024;

@@ -13,7 +13,7 @@ const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
 
 /// Capacity reserved for the data buffer at a time. Dispatched events are slices of this buffer,
 /// so one allocation serves many small events (and lives until the last of them is dropped).
-const DATA_BLOCK: usize = 16 * 1024;
+const DATA_BLOCK: usize = 2 * 1024;
 
 /// Why the decoder stopped.
 #[derive(Debug, thiserror::Error)]
