@@ -21,10 +21,17 @@ enum Cmd {
         #[arg(long)]
         no_lint: bool,
     },
-    /// Run the benchmarks (criterion micro-benchmarks; `gateway` for the end-to-end harness).
+    /// Run the benchmarks: without arguments the criterion micro-benchmarks (or those matching
+    /// FILTER); `gateway` runs the end-to-end harness (prism-bench) against the release binary.
     Bench {
-        /// Which benchmark group to run (default: all micro-benchmarks).
+        /// `gateway` for the end-to-end benchmark; anything else filters the micro-benchmarks.
         filter: Option<String>,
+        /// With `gateway`: short windows for development (the full run is the one that counts).
+        #[arg(long)]
+        quick: bool,
+        /// With `gateway`: only these workloads (w1, w2, w2f, w4-1k, w4-10k; w2 includes W3 and W5).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Run a cargo-fuzz target for a bounded time (needs the nightly toolchain).
     Fuzz {
@@ -41,7 +48,15 @@ fn main() -> Result<()> {
     let root = workspace_root();
     match cli.cmd {
         Cmd::Test { no_lint } => test(&root, no_lint),
-        Cmd::Bench { filter } => bench(&root, filter.as_deref()),
+        Cmd::Bench { filter, quick, only } => match filter.as_deref() {
+            Some("gateway") => bench_gateway(&root, quick, &only),
+            other => {
+                if quick || !only.is_empty() {
+                    bail!("--quick and --only apply to `cargo xtask bench gateway` only");
+                }
+                bench(&root, other)
+            }
+        },
         Cmd::Fuzz { target, seconds } => fuzz(&root, &target, seconds),
     }
 }
@@ -152,6 +167,39 @@ fn bench(root: &Path, filter: Option<&str>) -> Result<()> {
         cmd.args(["--", filter]);
     }
     run(cmd, "criterion benchmarks")
+}
+
+/// `cargo xtask bench gateway`: builds `prism` and `prism-bench` in release, then runs every
+/// workload direct and through the gateway; results go to `target/bench/gateway-*.json`.
+fn bench_gateway(root: &Path, quick: bool, only: &[String]) -> Result<()> {
+    let mut build = cargo();
+    build.current_dir(root).args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "prism",
+        "-p",
+        "prism-bench",
+    ]);
+    run(build, "cargo build --release -p prism -p prism-bench")?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target = if target.is_absolute() { target } else { root.join(target) };
+    let mut cmd = Command::new(target.join("release").join("prism-bench"));
+    cmd.current_dir(root)
+        .arg("run")
+        .arg("--prism")
+        .arg(target.join("release").join("prism"))
+        .arg("--out")
+        .arg(target.join("bench"));
+    if quick {
+        cmd.arg("--quick");
+    }
+    if !only.is_empty() {
+        cmd.arg("--only").arg(only.join(","));
+    }
+    run(cmd, "gateway benchmark (prism-bench)")
 }
 
 fn fuzz(root: &Path, target: &str, seconds: u64) -> Result<()> {
