@@ -204,7 +204,7 @@ fn bench_gateway(root: &Path, quick: bool, only: &[String]) -> Result<()> {
 
 fn fuzz(root: &Path, target: &str, seconds: u64) -> Result<()> {
     let targets: Vec<&str> = match target {
-        "all" => vec!["sse"],
+        "all" => vec!["sse", "eventstream"],
         one => vec![one],
     };
     for t in targets {
