@@ -828,9 +828,11 @@ impl Bench {
         }
         let ramp_s = ramp_start.elapsed().as_secs_f64();
         let opened = progress.opened.load(Ordering::Relaxed);
-        if opened < n {
+        let failed_in_ramp = progress.failed.load(Ordering::Relaxed);
+        if opened + failed_in_ramp < n {
             self.report.note(format!(
-                "W4 {n} {}: only {opened} streams had opened after the {} s ramp limit",
+                "W4 {n} {}: the window started at the {} s ramp limit with {opened} streams open and \
+                 {failed_in_ramp} failed",
                 if through_prism { "through Prism" } else { "direct" },
                 ramp_limit.as_secs()
             ));
