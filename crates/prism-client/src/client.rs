@@ -113,8 +113,10 @@ impl Prism {
     /// body was read. Returns the successful response.
     async fn send(&self, body: &ChatRequest, stream: bool) -> Result<reqwest::Response, Error> {
         let url = self.endpoint("/chat/completions");
-        let payload =
-            serde_json::to_vec(body).map_err(|source| Error::Decode { what: "request", source })?;
+        // Serialised once; each retry shares the same bytes instead of copying them.
+        let payload = bytes::Bytes::from(
+            serde_json::to_vec(body).map_err(|source| Error::Decode { what: "request", source })?,
+        );
         let mut attempt = 0u32;
         loop {
             let mut req = self
