@@ -7,6 +7,7 @@
 mod chunk;
 mod completion;
 mod error;
+pub mod json;
 mod request;
 mod usage;
 
@@ -15,7 +16,7 @@ pub use completion::{ChatCompletion, Choice, ResponseMessage};
 pub use error::{ErrorBody, ErrorObject};
 pub use request::{
     ChatRequest, Content, ContentPart, FileRef, FunctionCall, FunctionDef, ImageUrl, InputAudio,
-    JsonSchemaFormat, Message, NamedFunction, NamedFunctionName, ResponseFormat, Stop,
+    JsonSchemaFormat, Message, NamedFunction, NamedFunctionName, RequestExtensions, ResponseFormat, Stop,
     StreamOptions, ThinkingBlock, Tool, ToolCall, ToolChoice, ToolChoiceMode,
 };
 pub use usage::{CompletionTokensDetails, PromptTokensDetails, Usage};

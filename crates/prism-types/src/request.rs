@@ -79,6 +79,30 @@ pub struct ChatRequest {
     /// Every other field the client sent, kept verbatim.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// What the Messages and Responses ingresses carry that Chat Completions cannot say; never
+    /// serialised, so it never reaches an upstream as a field.
+    #[serde(skip)]
+    pub ext: RequestExtensions,
+}
+
+/// Canonical extensions set by the non-Chat ingresses and read by the provider translators.
+/// Each field is `None`/empty for a Chat Completions request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RequestExtensions {
+    /// An explicit thinking budget (Anthropic `thinking.budget_tokens`); translators that take a
+    /// budget prefer it to the one derived from `reasoning_effort`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking_budget: Option<u64>,
+    /// Nucleus-style `top_k` sampling, for providers that take it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u64>,
+}
+
+impl RequestExtensions {
+    /// Whether nothing is set (a Chat Completions request).
+    pub fn is_empty(&self) -> bool {
+        *self == RequestExtensions::default()
+    }
 }
 
 impl ChatRequest {
