@@ -60,8 +60,17 @@ impl CacheKey {
     /// [`CacheError::KeyEncoding`] if the request cannot be represented as JSON, which the
     /// `prism-types` types do not allow in practice; treat it as "do not cache this request".
     pub fn new(namespace: &str, request: &ChatRequest) -> Result<CacheKey, CacheError> {
-        let value = serde_json::to_value(request)
+        let mut value = serde_json::to_value(request)
             .map_err(|e| CacheError::KeyEncoding { source: Box::new(e) })?;
+        // The non-Chat ingresses' extensions change the answer but are never serialised with
+        // the request; they join the key under a name no Chat request field can take.
+        if !request.ext.is_empty()
+            && let Value::Object(map) = &mut value
+        {
+            let ext = serde_json::to_value(&request.ext)
+                .map_err(|e| CacheError::KeyEncoding { source: Box::new(e) })?;
+            map.insert("\u{0}prism_ext".to_owned(), ext);
+        }
         Ok(CacheKey::from_value(namespace, &value))
     }
 
@@ -345,6 +354,23 @@ mod tests {
         let mut two = tool.as_array().unwrap().clone();
         two.push(json!({"type": "function", "function": {"name": "g"}}));
         assert_ne!(key_of("t", &with("tools", tool)), key_of("t", &with("tools", json!(two))));
+    }
+
+    #[test]
+    fn ingress_extensions_change_the_key() {
+        let plain: ChatRequest = serde_json::from_value(base()).unwrap();
+        let mut budget = plain.clone();
+        budget.ext.thinking_budget = Some(2048);
+        let mut top_k = plain.clone();
+        top_k.ext.top_k = Some(5);
+        let keys: Vec<CacheKey> = [&plain, &budget, &top_k]
+            .into_iter()
+            .map(|r| CacheKey::new("ns", r).unwrap())
+            .collect();
+        assert_ne!(keys[0], keys[1]);
+        assert_ne!(keys[0], keys[2]);
+        assert_ne!(keys[1], keys[2]);
+        assert_eq!(keys[0], CacheKey::new("ns", &plain).unwrap());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod chat;
 mod error;
 pub mod messages;
+pub mod native;
 pub mod responses;
 
 pub use error::IngressError;

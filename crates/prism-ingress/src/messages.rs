@@ -50,3 +50,21 @@ pub fn encode_completion(completion: &ChatCompletion, ctx: &EncodeContext) -> Ve
 pub fn error_response(status: u16, error: &ErrorObject) -> (u16, Vec<u8>) {
     (status, crate::chat::error_body(error))
 }
+
+// LEAD PLACEHOLDERS (helper: replace these with the real implementations).
+/// Decodes a count_tokens body.
+///
+/// # Errors
+/// A 400 naming the parameter.
+pub fn decode_count_tokens(body: &[u8]) -> Result<prism_types::ChatRequest, IngressError> {
+    decode_request(body).map(|d| d.request)
+}
+/// Estimated input tokens.
+pub fn estimate_input_tokens(req: &prism_types::ChatRequest) -> u64 {
+    let _ = req;
+    0
+}
+/// The count_tokens body.
+pub fn count_tokens_body(input_tokens: u64) -> Vec<u8> {
+    format!("{{\"input_tokens\":{input_tokens}}}").into_bytes()
+}

@@ -97,6 +97,9 @@ pub struct Deployment {
     /// Whether the upstream accepts `stream_options.include_usage` (OpenAI-compatible servers
     /// that reject unknown fields set this to false).
     pub supports_stream_usage: bool,
+    /// OpenAI-compatible: whether the upstream serves `POST /v1/responses`, so Responses clients
+    /// get its own bytes through the same-protocol lane (see [`crate::native`]).
+    pub supports_responses: bool,
 }
 
 impl Deployment {
@@ -120,6 +123,7 @@ impl Deployment {
             project: None,
             bedrock_invoke: false,
             supports_stream_usage: true,
+            supports_responses: true,
         }
     }
 }

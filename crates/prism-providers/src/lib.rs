@@ -10,6 +10,7 @@ pub mod bedrock;
 mod deployment;
 mod error;
 pub mod gemini;
+pub mod native;
 pub mod openai;
 pub mod translate;
 

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::sse_body::SseBody;
+use crate::stream::SseBody;
 
 /// Every response the gateway sends has this body.
 #[derive(Debug)]

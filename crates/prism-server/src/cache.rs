@@ -1,6 +1,6 @@
-//! The response cache in the server: [`GatewayCache`] puts `prism-cache` behind the
-//! [`CompletionCache`] seam (tenant namespaces, per-model TTLs, `cache-control`, single flight),
-//! and [`serve`] runs one non-streaming request through whichever cache is installed.
+//! Stage 4, the response cache (non-streaming only): [`GatewayCache`] puts `prism-cache` behind
+//! the [`CompletionCache`] seam (tenant namespaces, per-model TTLs, `cache-control`, single
+//! flight). The pipeline hands it the rest of the non-streaming path as a `Compute`.
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
@@ -11,12 +11,10 @@ use prism_cache::{
     CACHE_STATUS_HEADER, CacheConfig, CacheError, CacheOutcome, CachePolicy, ResponseCache,
 };
 
-use crate::app::AppState;
 use crate::body::ResponseBody;
-use crate::chat;
 use crate::config::Config;
-use crate::hooks::{BoxFuture, CacheRequest, CacheServed, Caller, CompletionCache, Compute, Hooks};
-use crate::upstream::Exchange;
+use crate::hooks::{BoxFuture, CacheRequest, CacheServed, CompletionCache, Compute, Hooks};
+use crate::state::AppState;
 
 /// `prism-cache`'s [`ResponseCache`] as the server's [`CompletionCache`].
 pub(crate) struct GatewayCache {
@@ -120,48 +118,9 @@ impl CompletionCache for GatewayCache {
     }
 }
 
-/// Serves one non-streaming request through `cache`: the upstream call and the output checks
-/// run inside the cache's [`Compute`], so a hit (or a coalesced request) skips both, and only a
-/// completion that passed the checks can be stored. A hit is checked again here, for this
-/// caller, before it is sent. Every response gets `x-prism-cache`.
-pub(crate) async fn serve(
-    state: &AppState,
-    cache: &dyn CompletionCache,
-    ex: &Exchange<'_>,
-    caller: Caller<'_>,
-    request_headers: &HeaderMap,
-    mut extra: HeaderMap,
-) -> Response<ResponseBody> {
-    let cache_control = cache_control(request_headers);
-    // Set by the compute when this request called the provider itself.
-    let mut origin: Option<(u32, &str)> = None;
-    let compute: Compute<'_> = Box::pin(async {
-        let done = chat::complete(state, ex, caller, &mut extra).await?;
-        origin = Some((done.attempts, done.provider));
-        Ok((done.body, true))
-    });
-    let request = CacheRequest {
-        caller,
-        request: ex.request,
-        route: ex.route,
-        cache_control: cache_control.as_deref(),
-    };
-    let served = cache.serve(request, compute).await;
-    let mut resp = match (served.result, origin) {
-        (Err(resp), _) => resp,
-        (Ok(body), Some((attempts, provider))) => {
-            chat::completion_response(body, attempts, Some(provider), extra)
-        }
-        (Ok(body), None) => chat::cached_completion(state, ex, caller, body, extra),
-    };
-    resp.headers_mut()
-        .insert(CACHE_STATUS_HEADER, HeaderValue::from_static(served.outcome.as_str()));
-    resp
-}
-
 /// The `cache-control` request header; several are joined with `,` as HTTP allows. Values that
 /// are not visible ASCII are ignored.
-fn cache_control(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn cache_control(headers: &HeaderMap) -> Option<String> {
     let mut joined: Option<String> = None;
     for value in headers.get_all(header::CACHE_CONTROL) {
         let Ok(value) = value.to_str() else { continue };

@@ -10,18 +10,27 @@
 //! # Ok(()) }
 //! ```
 
-mod app;
-mod body;
+// The request path, in stage order (each stage calls only the ones below it).
+mod admission;
+mod attempts;
 mod cache;
-mod chat;
+mod checks;
+mod ingress;
+mod pipeline;
+mod respond;
+mod routes;
+mod stream;
+mod tokens;
+
+// Shared by the stages.
+mod body;
 pub mod config;
 mod error;
 mod guardrails;
 mod hooks;
 mod metrics;
 mod server;
-mod sse_body;
-mod upstream;
+mod state;
 
 pub use body::ResponseBody;
 pub use config::{Config, ConfigError, EmbeddedOptions};

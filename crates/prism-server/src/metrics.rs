@@ -18,7 +18,7 @@ const DURATION_BUCKETS: [f64; 12] =
 /// All gateway metrics.
 #[derive(Debug)]
 pub struct Metrics {
-    requests: Counter<3>,
+    requests: Counter<4>,
     upstream_errors: Counter<2>,
     retries: Counter<1>,
     fallbacks: Counter<1>,
@@ -35,7 +35,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            requests: Counter::new(["model", "provider", "status"]),
+            requests: Counter::new(["protocol", "model", "provider", "status"]),
             upstream_errors: Counter::new(["provider", "kind"]),
             retries: Counter::new(["provider"]),
             fallbacks: Counter::new(["model"]),
@@ -61,12 +61,12 @@ pub(crate) struct StreamTotals {
 }
 
 impl Metrics {
-    /// Counts one answered request. `model` and `provider` must be configured names (or `-`),
+    /// Counts one answered request by client protocol. `model` and `provider` must be configured names (or `-`),
     /// never raw client input, to keep cardinality bounded.
-    pub(crate) fn request(&self, model: &str, provider: &str, status: u16) {
+    pub(crate) fn request(&self, protocol: &str, model: &str, provider: &str, status: u16) {
         let mut s = [0u8; 3];
         let status = status_str(status, &mut s);
-        self.requests.add([model, provider, status], 1);
+        self.requests.add([protocol, model, provider, status], 1);
     }
 
     pub(crate) fn upstream_error(&self, provider: &str, kind: &str) {
@@ -333,15 +333,15 @@ mod tests {
     #[test]
     fn exposition_format() {
         let m = Metrics::default();
-        m.request("demo/openai", "demo-openai", 200);
-        m.request("demo/openai", "demo-openai", 200);
-        m.request("we\"ird", "-", 404);
+        m.request("chat_completions", "demo/openai", "demo-openai", 200);
+        m.request("chat_completions", "demo/openai", "demo-openai", 200);
+        m.request("messages", "we\"ird", "-", 404);
         m.ttft("demo/openai", "demo-openai", Duration::from_millis(30));
         m.stream_started();
         let text = m.render();
-        assert!(text.contains("prism_requests_total{model=\"demo/openai\",provider=\"demo-openai\",status=\"200\"} 2\n"), "{text}");
+        assert!(text.contains("prism_requests_total{protocol=\"chat_completions\",model=\"demo/openai\",provider=\"demo-openai\",status=\"200\"} 2\n"), "{text}");
         assert!(text.contains(
-            "prism_requests_total{model=\"we\\\"ird\",provider=\"-\",status=\"404\"} 1\n"
+            "prism_requests_total{protocol=\"messages\",model=\"we\\\"ird\",provider=\"-\",status=\"404\"} 1\n"
         ));
         assert!(text.contains("prism_time_to_first_token_seconds_bucket{model=\"demo/openai\",provider=\"demo-openai\",le=\"0.025\"} 0\n"));
         assert!(text.contains("prism_time_to_first_token_seconds_bucket{model=\"demo/openai\",provider=\"demo-openai\",le=\"0.05\"} 1\n"));

@@ -17,11 +17,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{self, AppState};
 use crate::config::Config;
 use crate::hooks::Hooks;
 use crate::metrics::Metrics;
-use crate::upstream::UpstreamClient;
+use crate::routes;
+use crate::state::{AppState, UpstreamClient};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +134,7 @@ impl Server {
             tracker.spawn(async move {
                 let service = service_fn(move |req| {
                     let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(app::handle(state, req).await) }
+                    async move { Ok::<_, Infallible>(routes::handle(state, req).await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 tokio::pin!(conn);

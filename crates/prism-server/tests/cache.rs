@@ -228,7 +228,10 @@ async fn an_identical_request_is_served_from_the_cache() {
     assert_eq!(metric(&text, "prism_cache_stores_total{backend=\"memory\"}"), 3);
     assert_eq!(metric(&text, "prism_cache_errors_total{backend=\"memory\"}"), 0);
     assert_eq!(
-        metric(&text, "prism_requests_total{model=\"gpt\",provider=\"cache\",status=\"200\"}"),
+        metric(
+            &text,
+            "prism_requests_total{protocol=\"chat_completions\",model=\"gpt\",provider=\"cache\",status=\"200\"}"
+        ),
         2
     );
 }

@@ -189,7 +189,7 @@ async fn enforce_on_input_refuses_before_any_upstream_call() {
         "{m}"
     );
     assert!(m.contains(&finding_line("injection", "prompt_injection", "input", "enforce", 1)));
-    assert!(m.contains("prism_requests_total{model=\"gpt\",provider=\"-\",status=\"403\"} 3"));
+    assert!(m.contains("prism_requests_total{protocol=\"chat_completions\",model=\"gpt\",provider=\"-\",status=\"403\"} 3"));
     let lines = log_lines("no-aws");
     assert!(lines.len() >= 2, "{lines:?}");
     for line in lines {

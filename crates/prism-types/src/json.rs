@@ -95,7 +95,6 @@ pub fn escape_separators(json: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,8 +16,8 @@ pub use completion::{ChatCompletion, Choice, ResponseMessage};
 pub use error::{ErrorBody, ErrorObject};
 pub use request::{
     ChatRequest, Content, ContentPart, FileRef, FunctionCall, FunctionDef, ImageUrl, InputAudio,
-    JsonSchemaFormat, Message, NamedFunction, NamedFunctionName, RequestExtensions, ResponseFormat, Stop,
-    StreamOptions, ThinkingBlock, Tool, ToolCall, ToolChoice, ToolChoiceMode,
+    JsonSchemaFormat, Message, NamedFunction, NamedFunctionName, RequestExtensions, ResponseFormat,
+    Stop, StreamOptions, ThinkingBlock, Tool, ToolCall, ToolChoice, ToolChoiceMode,
 };
 pub use usage::{CompletionTokensDetails, PromptTokensDetails, Usage};
 

@@ -28,7 +28,7 @@
 mod converse;
 pub mod eventstream;
 mod invoke;
-mod sign;
+pub(crate) mod sign;
 mod wire;
 
 use bytes::Bytes;
@@ -39,7 +39,7 @@ use self::eventstream::{FrameError, FrameRef, Header};
 use crate::translate::{ByteTranslator, OutChunk, StreamContext, StreamSummary};
 use crate::{BuildOptions, Deployment, ProviderError, TranslateError};
 
-const PROVIDER: &str = "bedrock";
+pub(crate) const PROVIDER: &str = "bedrock";
 
 /// Everything but RFC 3986 unreserved characters is escaped in a model id path segment
 /// (`:` → `%3A`, `/` → `%2F` for ARNs).
@@ -177,7 +177,7 @@ fn error_for(kind: &str, status: Option<u16>, message: String) -> ProviderError 
 }
 
 /// The error an `exception` or `error` frame stands for.
-fn frame_error(msg: &FrameRef<'_>) -> ProviderError {
+pub(crate) fn frame_error(msg: &FrameRef<'_>) -> ProviderError {
     if msg.str_header(":message-type") == Some("error") {
         let code = msg.str_header(":error-code").unwrap_or("unknown");
         let text = msg.str_header(":error-message").unwrap_or("bedrock stream error");

@@ -61,8 +61,8 @@ async fn health_ready_and_metrics() {
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = resp.text().await.unwrap();
     for needle in [
-        "prism_requests_total{model=\"claude\",provider=\"an\",status=\"200\"} 1",
-        "prism_requests_total{model=\"-\",provider=\"-\",status=\"404\"} 1",
+        "prism_requests_total{protocol=\"chat_completions\",model=\"claude\",provider=\"an\",status=\"200\"} 1",
+        "prism_requests_total{protocol=\"chat_completions\",model=\"-\",provider=\"-\",status=\"404\"} 1",
         "prism_time_to_first_token_seconds_count{model=\"claude\",provider=\"an\"} 1",
         "prism_stream_duration_seconds_count{model=\"claude\",provider=\"an\"} 1",
         "prism_tokens_total{model=\"claude\",provider=\"an\",kind=\"prompt\"} 7",

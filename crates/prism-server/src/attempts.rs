@@ -1,7 +1,7 @@
-//! Upstream calls: the shared HTTP client, one attempt against one deployment (streaming attempts
-//! read until the first real content so a failure is still an HTTP error), and the retry and
-//! fallback loop across a model's deployments. Nothing here runs after the first byte went to the
-//! client; that is `sse_body`'s part.
+//! Stage 5, attempts: one attempt against one deployment (streaming attempts read until the
+//! first real content, so a failure is still an HTTP error), and the retry and fallback loop
+//! across a model's deployments. Nothing here runs after the first byte went to the client; that
+//! is `stream`'s part.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body::Body as _;
+use prism_providers::native::NativeRequest;
 use prism_providers::{
     BuildOptions, ByteTranslator, Credentials, OutChunk, ProviderError, StreamContext,
     StreamSummary, TranslateError,
@@ -17,36 +18,15 @@ use prism_types::{ChatChunk, ChatCompletion, ChatRequest, ErrorObject};
 use rand::Rng;
 use tokio::time::{Instant, timeout_at};
 
-use crate::app::AppState;
-use crate::config::{ModelRoute, RetryPolicy, RouteTarget, Timeouts};
+use crate::config::{ModelRoute, RetryPolicy, RouteTarget};
 use crate::error::GatewayError;
+use crate::state::AppState;
 
 /// Largest upstream error body read (the rest is not needed to map the error).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Role-only chunks held before the first content; past this the stream commits anyway, so a
 /// misbehaving upstream cannot grow the held list without bound.
 const MAX_HELD_CHUNKS: usize = 64;
-
-/// The one HTTP client for every upstream: pooled connections, `TCP_NODELAY`, a connect timeout,
-/// no redirects (a redirect could carry credentials elsewhere).
-#[derive(Debug, Clone)]
-pub(crate) struct UpstreamClient {
-    http: reqwest::Client,
-}
-
-impl UpstreamClient {
-    pub(crate) fn new(timeouts: &Timeouts) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .connect_timeout(timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(512)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("prism/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(UpstreamClient { http })
-    }
-}
 
 /// What one request needs from the attempt loop.
 #[derive(Debug)]
@@ -57,6 +37,19 @@ pub(crate) struct Exchange<'a> {
     pub(crate) stream: bool,
     /// When the whole request must be over.
     pub(crate) total_deadline: Instant,
+    /// The same-protocol lane, for a client that speaks a provider's own protocol.
+    pub(crate) native: Option<Native<'a>>,
+}
+
+/// A request that a deployment speaking the client's protocol gets as the client sent it.
+#[derive(Debug)]
+pub(crate) struct Native<'a> {
+    pub(crate) request: NativeRequest<'a>,
+    /// Whether the lane may be taken: no output check needs the canonical answer.
+    pub(crate) allowed: bool,
+    /// Set when only the lane can serve the request (features a translation cannot carry):
+    /// deployments without it answer this error.
+    pub(crate) required: Option<GatewayError>,
 }
 
 /// A streaming attempt that produced its first real content: the response may now commit.
@@ -71,6 +64,8 @@ pub(crate) struct Primed {
     pub(crate) upstream_bytes: u64,
     /// When the first real content arrived.
     pub(crate) first_content_at: Instant,
+    /// The chunks carry the upstream's own events (a same-protocol lane).
+    pub(crate) native: bool,
 }
 
 impl std::fmt::Debug for Primed {
@@ -87,6 +82,8 @@ impl std::fmt::Debug for Primed {
 pub(crate) enum Answer {
     Stream(Box<Primed>),
     Completion(Box<ChatCompletion>),
+    /// A same-protocol lane's whole answer, already in the client's protocol.
+    Native(Bytes),
 }
 
 /// A request the loop served.
@@ -316,8 +313,22 @@ async fn attempt(
     target: &RouteTarget,
 ) -> Result<Answer, Failure> {
     let deployment = &target.deployment;
+    let native = ex
+        .native
+        .as_ref()
+        .filter(|n| n.allowed && n.request.api.serves(deployment))
+        .map(|n| n.request);
+    if native.is_none()
+        && let Some(required) = ex.native.as_ref().and_then(|n| n.required.clone())
+    {
+        return Err(Failure::new(required, Next::Fallback, "unsupported_request"));
+    }
     let opts = BuildOptions { stream: ex.stream, request_usage: true, now: SystemTime::now() };
-    let request = prism_providers::build_request(ex.request, deployment, &opts).map_err(|e| {
+    let built = match &native {
+        Some(native) => prism_providers::native::build_request(native, deployment, &opts),
+        None => prism_providers::build_request(ex.request, deployment, &opts),
+    };
+    let request = built.map_err(|e| {
         let mut f = Failure::translate(&e, &deployment.credentials);
         if matches!(e, TranslateError::InvalidRequest { .. }) {
             // This provider cannot express the request; another deployment may.
@@ -354,11 +365,17 @@ async fn attempt(
         return Err(Failure::provider(err, &deployment.credentials));
     }
     if ex.stream {
-        let translator = prism_providers::stream_translator(deployment, ex.ctx.clone());
+        let translator = match &native {
+            Some(n) => prism_providers::native::relay(n.api, deployment, ex.ctx.clone()),
+            None => prism_providers::stream_translator(deployment, ex.ctx.clone()),
+        };
         let body = http::Response::from(response).into_body();
-        prime(body, translator, deadline, ex.total_deadline, &deployment.credentials)
-            .await
-            .map(|p| Answer::Stream(Box::new(p)))
+        prime(body, translator, deadline, ex.total_deadline, &deployment.credentials).await.map(
+            |mut p| {
+                p.native = native.is_some();
+                Answer::Stream(Box::new(p))
+            },
+        )
     } else {
         let limit = state.config.limits.max_response_bytes;
         let body = match read_limited(response, limit, deadline, false).await {
@@ -380,6 +397,13 @@ async fn attempt(
             Err(ReadError::Timeout) => return Err(Failure::timeout(ex.total_deadline)),
             Err(ReadError::Transport(e)) => return Err(Failure::transport(&e)),
         };
+        if let Some(n) = &native {
+            return Ok(Answer::Native(prism_providers::native::rewrite_response(
+                n.api,
+                &body,
+                &ex.ctx.model,
+            )));
+        }
         prism_providers::translate_response(deployment, &ex.ctx, &body)
             .map(|c| Answer::Completion(Box::new(c)))
             .map_err(|e| Failure::translate(&e, &deployment.credentials))
@@ -416,6 +440,7 @@ async fn prime(
                             finished: Some(summary),
                             upstream_bytes,
                             first_content_at: Instant::now(),
+                            native: false,
                         })
                     }
                     Err(e) => Err(Failure::translate(&e, credentials)),
@@ -439,6 +464,7 @@ async fn prime(
                 finished: None,
                 upstream_bytes,
                 first_content_at: Instant::now(),
+                native: false,
             });
         }
     }

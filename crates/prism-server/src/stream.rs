@@ -1,11 +1,13 @@
-//! The committed stream: a response body that pulls the upstream body directly, so a slow client
-//! slows the upstream reads and a gone client drops the upstream connection (hyper drops the
-//! body). Each upstream read is fed to the translator and every complete event it yields goes
-//! out in one frame; events are never split across frames.
+//! Stage 6 for streams, the committed stream: a response body that pulls the upstream body
+//! directly, so a slow client slows the upstream reads and a gone client drops the upstream
+//! connection (hyper drops the body). Each upstream read is fed to the provider translator, the
+//! canonical chunks pass the output filter, and the client protocol's encoder turns them into
+//! whole events; every batch goes out in one frame and events are never split across frames.
 //!
-//! Endings: a clean upstream end writes `data: [DONE]`; anything else (upstream error event,
-//! early EOF, broken framing, idle or total timeout, a filter's refusal) writes one
-//! `data: {"error":…}` event and ends without `[DONE]`.
+//! Endings: a clean upstream end is the encoder's `finish` (Chat Completions: `data: [DONE]`);
+//! anything else (upstream error event, early EOF, broken framing, idle or total timeout, a
+//! filter's refusal) is the encoder's one error event (Chat Completions: `data: {"error":…}`
+//! and no `[DONE]`).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -17,17 +19,18 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as _, Frame};
+use prism_ingress::StreamEncoder;
 use prism_providers::{ByteTranslator, Credentials, OutChunk, StreamSummary, TranslateError};
-use prism_types::{ErrorBody, ErrorObject};
+use prism_types::ErrorObject;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 use tracing::Span;
 
-use crate::app::AppState;
+use crate::attempts::{Primed, redact};
 use crate::error::GatewayError;
 use crate::hooks::OutputFilter;
 use crate::metrics::StreamTotals;
-use crate::upstream::{Primed, redact};
+use crate::state::AppState;
 
 /// Initial capacity of the per-stream output buffer; it grows only for unusually large batches.
 const BUF_CAPACITY: usize = 1024;
@@ -54,10 +57,10 @@ pub(crate) struct SseBody {
     upstream: Option<reqwest::Body>,
     translator: Box<dyn ByteTranslator>,
     filter: Option<Box<dyn OutputFilter>>,
+    /// The client protocol's encoder.
+    encoder: Box<dyn StreamEncoder>,
     /// Reused translator output.
     out: Vec<OutChunk>,
-    /// Reused JSON scratch for chunks that need serialising.
-    json: Vec<u8>,
     /// Encoded events not yet handed to hyper.
     buf: BytesMut,
     /// No more events will be produced; the body ends once `buf` is drained.
@@ -99,6 +102,7 @@ impl SseBody {
     /// the closing chunks and `[DONE]`).
     pub(crate) fn new(
         primed: Primed,
+        encoder: Box<dyn StreamEncoder>,
         filter: Option<Box<dyn OutputFilter>>,
         meta: StreamMeta,
     ) -> SseBody {
@@ -112,8 +116,8 @@ impl SseBody {
             upstream: Some(primed.body),
             translator: primed.translator,
             filter,
+            encoder,
             out: primed.held,
-            json: Vec::with_capacity(512),
             buf: BytesMut::with_capacity(BUF_CAPACITY),
             ended: false,
             timer: Box::pin(tokio::time::sleep_until(first)),
@@ -193,9 +197,7 @@ impl SseBody {
             }
             match self.poll_timer(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Tick::KeepAlive) => {
-                    prism_sse::write_comment(&mut self.buf, "keep-alive")
-                }
+                Poll::Ready(Tick::KeepAlive) => self.encoder.keepalive(&mut self.buf),
                 Poll::Ready(Tick::Idle) => {
                     self.fail(
                         GatewayError::UpstreamTimeout { stage: "idle" }.to_error_object(),
@@ -280,7 +282,7 @@ impl SseBody {
             self.totals.prompt_tokens = usage.prompt_tokens;
             self.totals.completion_tokens = usage.completion_tokens;
         }
-        prism_sse::write_done(&mut self.buf);
+        self.encoder.finish(&mut self.buf);
         self.end("done");
     }
 
@@ -302,23 +304,13 @@ impl SseBody {
     fn encode_chunks(&mut self) {
         self.totals.chunks += self.out.len() as u64;
         for chunk in self.out.drain(..) {
-            match &chunk.raw {
-                Some(raw) => prism_sse::write_data(&mut self.buf, raw),
-                None => {
-                    self.json.clear();
-                    chunk.write_json(&mut self.json);
-                    prism_sse::write_data(&mut self.buf, &self.json);
-                }
-            }
+            self.encoder.chunk(&chunk.chunk, chunk.raw.as_deref(), &mut self.buf);
         }
     }
 
-    /// Ends the stream with one error event and no `[DONE]`.
+    /// Ends the stream with the protocol's one error event.
     fn fail(&mut self, error: ErrorObject, reason: &'static str) {
-        self.json.clear();
-        if serde_json::to_writer(&mut self.json, &ErrorBody { error }).is_ok() {
-            prism_sse::write_data(&mut self.buf, &self.json);
-        }
+        self.encoder.fail(&error, &mut self.buf);
         self.end(reason);
     }
 
@@ -400,7 +392,7 @@ mod tests {
     use super::*;
     use crate::config::{Config, EmbeddedOptions};
     use crate::hooks::Hooks;
-    use crate::upstream::UpstreamClient;
+    use crate::state::UpstreamClient;
 
     fn state() -> Arc<AppState> {
         let env = |_: &str| None;
@@ -426,6 +418,7 @@ mod tests {
             finished: None,
             upstream_bytes: 0,
             first_content_at: Instant::now(),
+            native: false,
         };
         let state = state();
         let meta = StreamMeta {
@@ -438,7 +431,12 @@ mod tests {
             permit: None,
             credentials: Credentials::None,
         };
-        let mut body = crate::body::ResponseBody::sse(SseBody::new(primed, None, meta));
+        let mut body = crate::body::ResponseBody::sse(SseBody::new(
+            primed,
+            Box::new(prism_ingress::chat::ChatEncoder::new()),
+            None,
+            meta,
+        ));
         let mut out = Vec::new();
         while let Some(frame) = body.frame().await {
             out.push(frame.unwrap().into_data().unwrap());

@@ -1,51 +1,21 @@
-//! Shared state and request dispatch: one tracing span and one `x-request-id` per request, the
-//! routes, and the JSON helpers every route answers with.
+//! Request dispatch: one tracing span and one `x-request-id` per request, and the routes. The
+//! model endpoints (`/v1/chat/completions`, `/v1/messages`, `/v1/responses`) all go through the
+//! one `pipeline`; the rest are answered here.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use hyper::body::Incoming;
+use prism_ingress::Protocol;
 use serde::Serialize;
-use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use crate::body::ResponseBody;
-use crate::chat;
-use crate::config::Config;
 use crate::error::GatewayError;
-use crate::hooks::Hooks;
-use crate::metrics::Metrics;
-use crate::upstream::UpstreamClient;
-
-/// Everything a request handler needs, shared by all connections.
-#[derive(Debug)]
-pub(crate) struct AppState {
-    pub(crate) config: Config,
-    pub(crate) upstream: UpstreamClient,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) hooks: Hooks,
-    /// Bounds concurrent chat requests; `None` when unlimited.
-    pub(crate) limiter: Option<Arc<Semaphore>>,
-    /// Set when shutdown starts: `/ready` answers 503 so load balancers stop sending traffic.
-    pub(crate) shutting_down: AtomicBool,
-}
-
-impl AppState {
-    pub(crate) fn new(config: Config, upstream: UpstreamClient, hooks: Hooks) -> Self {
-        let limit = config.limits.max_concurrent_requests;
-        let metrics = Arc::new(Metrics::default());
-        let hooks = crate::guardrails::install(&config.guardrails, hooks, &metrics);
-        AppState {
-            limiter: (limit > 0).then(|| Arc::new(Semaphore::new(limit))),
-            config,
-            upstream,
-            metrics,
-            hooks,
-            shutting_down: AtomicBool::new(false),
-        }
-    }
-}
+use crate::respond::{self, json_response};
+use crate::state::AppState;
+use crate::{ingress, pipeline, tokens};
 
 /// Routes one request and stamps its `x-request-id`.
 pub(crate) async fn handle(
@@ -74,22 +44,31 @@ async fn dispatch(
 ) -> Response<ResponseBody> {
     let path = req.uri().path();
     let (allow, route) = match path {
-        "/v1/chat/completions" | "/chat/completions" => ("POST", Route::Chat),
+        "/v1/chat/completions" | "/chat/completions" => {
+            ("POST", Route::Model(Protocol::ChatCompletions))
+        }
+        "/v1/messages" | "/messages" => ("POST", Route::Model(Protocol::Messages)),
+        "/v1/messages/count_tokens" | "/messages/count_tokens" => ("POST", Route::CountTokens),
+        "/v1/responses" | "/responses" => ("POST", Route::Model(Protocol::Responses)),
         "/v1/models" | "/models" => ("GET", Route::Models),
         "/health" | "/healthz" => ("GET", Route::Health),
         "/ready" | "/readyz" => ("GET", Route::Ready),
         "/metrics" => ("GET", Route::Metrics),
-        _ => return error_response(&GatewayError::RouteNotFound { path: truncate(path, 200) }),
+        _ => {
+            let e = GatewayError::RouteNotFound { path: truncate(path, 200) };
+            return respond::error(protocol_of(path), &e);
+        }
     };
     let method_ok = match allow {
         "POST" => req.method() == Method::POST,
         _ => req.method() == Method::GET || req.method() == Method::HEAD,
     };
     if !method_ok {
-        return error_response(&GatewayError::MethodNotAllowed { allow });
+        return respond::error(protocol_of(path), &GatewayError::MethodNotAllowed { allow });
     }
     match route {
-        Route::Chat => chat::chat_completions(state, req, span).await,
+        Route::Model(protocol) => pipeline::serve(state, protocol, req, span).await,
+        Route::CountTokens => tokens::count(state, req).await,
         Route::Models => models(state, &req),
         Route::Health => json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         Route::Ready => {
@@ -119,7 +98,8 @@ async fn dispatch(
 
 #[derive(Debug, Clone, Copy)]
 enum Route {
-    Chat,
+    Model(Protocol),
+    CountTokens,
     Models,
     Health,
     Ready,
@@ -128,9 +108,9 @@ enum Route {
 
 /// `GET /v1/models`: the configured public models this key may use, in the OpenAI list shape.
 fn models(state: &AppState, req: &http::Request<Incoming>) -> Response<ResponseBody> {
-    let key = match chat::authenticate(state, req.headers()) {
+    let key = match ingress::authenticate(state, req.headers()) {
         Ok(key) => key,
-        Err(e) => return error_response(&e),
+        Err(e) => return respond::error(Protocol::ChatCompletions, &e),
     };
     let data: Vec<ModelEntry<'_>> = state
         .config
@@ -163,37 +143,11 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// A JSON response.
-pub(crate) fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<ResponseBody> {
-    match serde_json::to_vec(value) {
-        Ok(bytes) => {
-            let mut resp = Response::new(ResponseBody::full(bytes));
-            *resp.status_mut() = status;
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            resp
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "response serialisation failed");
-            let mut resp = Response::new(ResponseBody::full(&b"{\"error\":{\"message\":\"internal gateway error\",\"type\":\"server_error\",\"param\":null,\"code\":null}}"[..]));
-            *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            resp
-        }
+/// The protocol whose error shape a path's errors take (Anthropic clients parse only theirs).
+fn protocol_of(path: &str) -> Protocol {
+    if path.starts_with("/v1/messages") || path.starts_with("/messages") {
+        Protocol::Messages
+    } else {
+        Protocol::ChatCompletions
     }
-}
-
-/// The OpenAI-shaped error response for `e`, with `retry-after` and `allow` where they apply.
-pub(crate) fn error_response(e: &GatewayError) -> Response<ResponseBody> {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut resp = json_response(status, &e.to_error_object().into_body());
-    if let Some(after) = e.retry_after() {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
-    }
-    if let GatewayError::MethodNotAllowed { allow } = e {
-        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-    }
-    if matches!(e, GatewayError::Unauthorized) {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    resp
 }
