@@ -19,7 +19,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub use crate::guardrails::GuardrailPolicy;
-pub use embedded::{DEMO_MODELS, EmbeddedOptions, generate_dev_key};
+pub use embedded::{
+    BARE_MODELS, DEMO_MODELS, EmbeddedOptions, demo_provider_label, generate_dev_key,
+};
 
 /// The default listen address, loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";

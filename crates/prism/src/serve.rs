@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use prism_server::config::{DEMO_MODELS, generate_dev_key, process_env};
+use prism_server::config::{BARE_MODELS, DEMO_MODELS, generate_dev_key, process_env};
 use prism_server::{Config, EmbeddedOptions, Server};
 use prism_simulator::{SimConfig, Simulator};
 
@@ -64,7 +64,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             if let Some(listen) = args.listen {
                 config.listen = listen;
             }
-            let models: Vec<String> = config.models.iter().map(|m| m.name.clone()).collect();
+            // (public name, provider label) of every model, for the banner.
+            let models: Vec<(String, String)> = config
+                .models
+                .iter()
+                .map(|m| {
+                    let provider = m.deployments.first().map(|t| t.provider.clone());
+                    (m.name.clone(), provider.unwrap_or_default())
+                })
+                .collect();
             let server = Server::bind(config).await?;
             print_banner(server.local_addr(), &dev_key, &models);
             server.run_until(shutdown_signal()).await?;
@@ -75,9 +83,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Prints the start-up banner. Write errors are ignored: a closed stdout must not stop the server.
-fn print_banner(addr: SocketAddr, key: &str, models: &[String]) {
+fn print_banner(addr: SocketAddr, key: &str, models: &[(String, String)]) {
     let demo: Vec<&str> = DEMO_MODELS.iter().map(|(name, _, _)| *name).collect();
-    let real: Vec<&str> = models.iter().map(String::as_str).filter(|m| !demo.contains(m)).collect();
+    let is_bare = |m: &str| BARE_MODELS.iter().any(|(name, _)| *name == m);
+    let real: Vec<&str> = models
+        .iter()
+        .map(|(m, _)| m.as_str())
+        .filter(|m| !demo.contains(m) && !is_bare(m))
+        .collect();
+    // Bare names, grouped by where they go: `gpt-4o-mini, gpt-4o → demo-openai (simulated)`.
+    let mut bare: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (name, provider) in models.iter().filter(|(m, _)| is_bare(m)) {
+        match bare.iter_mut().find(|(p, _)| p == provider) {
+            Some((_, names)) => names.push(name),
+            None => bare.push((provider, vec![name])),
+        }
+    }
     let mut text = String::new();
     let _ = writeln!(text, "Prism is running on http://{addr} (embedded default configuration)\n");
     let _ = writeln!(text, "  Development key: {key}");
@@ -89,6 +110,11 @@ fn print_banner(addr: SocketAddr, key: &str, models: &[String]) {
         );
     } else {
         let _ = writeln!(text, "  Real provider models: {}", real.join(", "));
+    }
+    let _ = writeln!(text, "  Popular model names:");
+    for (provider, names) in &bare {
+        let how = if provider.starts_with("demo-") { "simulated" } else { "real provider" };
+        let _ = writeln!(text, "    {} -> {provider} ({how})", names.join(", "));
     }
     let _ = writeln!(text, "\nTry it:");
     let _ = writeln!(text, "  export KEY={key}");

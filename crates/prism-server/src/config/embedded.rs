@@ -1,6 +1,9 @@
 //! The embedded default used by `prism serve` without `--config`: one development key, the
-//! `demo/*` models on the in-process upstream simulator (cached in memory), and real providers
-//! for whichever provider credentials the environment holds (not cached).
+//! `demo/*` models on the in-process upstream simulator (cached in memory), real providers for
+//! whichever provider credentials the environment holds (not cached), and the popular bare model
+//! names (`gpt-4o-mini`, `claude-sonnet-4-5`, …) so code copied from a provider's or our own
+//! docs works unchanged: each goes to the real provider when its credentials are set and to that
+//! provider's simulator otherwise (`x-prism-provider` and the start-up banner say which).
 
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -34,6 +37,30 @@ const BEDROCK_MODELS: [(&str, &str); 2] = [
     ("bedrock/claude-sonnet-4-5", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
     ("bedrock/nova-lite", "us.amazon.nova-lite-v1:0"),
 ];
+
+/// Bare model names served by the embedded default, by the provider that owns them. The name is
+/// also the upstream model id, for the real provider and the simulator alike.
+pub const BARE_MODELS: [(&str, ProviderKind); 14] = [
+    ("gpt-4o-mini", ProviderKind::OpenAi),
+    ("gpt-4o", ProviderKind::OpenAi),
+    ("gpt-4.1-mini", ProviderKind::OpenAi),
+    ("gpt-4.1", ProviderKind::OpenAi),
+    ("gpt-4.1-nano", ProviderKind::OpenAi),
+    ("gpt-5-mini", ProviderKind::OpenAi),
+    ("gpt-5", ProviderKind::OpenAi),
+    ("o4-mini", ProviderKind::OpenAi),
+    ("claude-sonnet-4-5", ProviderKind::Anthropic),
+    ("claude-haiku-4-5", ProviderKind::Anthropic),
+    ("claude-opus-4-1", ProviderKind::Anthropic),
+    ("gemini-2.5-flash", ProviderKind::Gemini),
+    ("gemini-2.5-pro", ProviderKind::Gemini),
+    ("gemini-2.5-flash-lite", ProviderKind::Gemini),
+];
+
+/// The provider label of a simulated demo deployment (`x-prism-provider`).
+pub fn demo_provider_label(kind: ProviderKind) -> String {
+    format!("demo-{}", kind.as_str())
+}
 
 /// A real provider of the embedded default: kind, credentials (when set), base URL, models.
 type RealProvider<'a> = (ProviderKind, Option<Credentials>, &'a str, &'a [(&'a str, &'a str)]);
@@ -76,7 +103,7 @@ impl Config {
             }
             // Demo models are cached (in memory, default TTL): repeat a non-streaming request
             // to see `x-prism-cache: hit`.
-            models.push(single(name, &format!("demo-{}", kind.as_str()), deployment, None));
+            models.push(single(name, &demo_provider_label(kind), deployment, None));
         }
         let nonempty = |name: &str| env(name).filter(|v| !v.is_empty());
         let real: [RealProvider<'_>; 3] = [
@@ -101,13 +128,28 @@ impl Config {
                 &GEMINI_MODELS,
             ),
         ];
-        for (kind, credentials, base_url, list) in real {
+        for (kind, credentials, base_url, list) in &real {
             let Some(credentials) = credentials else { continue };
-            for (name, upstream) in list {
-                let mut deployment = Deployment::new(kind, base_url, *upstream);
+            for (name, upstream) in *list {
+                let mut deployment = Deployment::new(*kind, *base_url, *upstream);
                 deployment.credentials = credentials.clone();
                 models.push(single(name, kind.as_str(), deployment, Some(NOT_CACHED)));
             }
+        }
+        for (name, kind) in BARE_MODELS {
+            let real = real.iter().find(|(k, ..)| *k == kind);
+            let route = match real {
+                Some((_, Some(credentials), base_url, _)) => {
+                    let mut deployment = Deployment::new(kind, *base_url, name);
+                    deployment.credentials = credentials.clone();
+                    single(name, kind.as_str(), deployment, Some(NOT_CACHED))
+                }
+                _ => {
+                    let deployment = Deployment::new(kind, opts.simulator_url, name);
+                    single(name, &demo_provider_label(kind), deployment, None)
+                }
+            };
+            models.push(route);
         }
         if let Some(credentials) = aws_env_credentials(env) {
             let region = nonempty("AWS_REGION")
@@ -174,7 +216,15 @@ mod tests {
             env: &env,
         });
         let names: Vec<_> = c.models.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, ["demo/openai", "demo/anthropic", "demo/gemini", "demo/bedrock"]);
+        assert_eq!(names[..4], ["demo/openai", "demo/anthropic", "demo/gemini", "demo/bedrock"]);
+        // The bare names all go to the simulator when no credentials are set.
+        assert_eq!(names[4..], BARE_MODELS.map(|(name, _)| name));
+        for (name, kind) in BARE_MODELS {
+            let target = &c.model(name).unwrap().deployments[0];
+            assert_eq!(target.provider, demo_provider_label(kind), "{name}");
+            assert_eq!(target.deployment.base_url, "http://127.0.0.1:1");
+            assert_eq!(target.deployment.upstream_model, name);
+        }
         assert!(c.authenticate("sk-prism-x").is_some());
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
     }
@@ -198,6 +248,17 @@ mod tests {
         assert_eq!(br.deployment.base_url, "https://bedrock-runtime.eu-central-1.amazonaws.com");
         assert_eq!(br.deployment.credentials, Credentials::Bearer(Secret::new("bedrock-token")));
         assert!(!format!("{c:?}").contains("sk-ant-secret"));
+        // Bare names follow the credentials: Anthropic's are real, the others simulated.
+        let claude = &c.model("claude-haiku-4-5").unwrap().deployments[0];
+        assert_eq!(claude.provider, "anthropic");
+        assert_eq!(claude.deployment.base_url, "https://api.anthropic.com");
+        assert_eq!(
+            claude.deployment.credentials,
+            Credentials::ApiKey(Secret::new("sk-ant-secret"))
+        );
+        let gpt = &c.model("gpt-4o-mini").unwrap().deployments[0];
+        assert_eq!(gpt.provider, "demo-openai");
+        assert_eq!(gpt.deployment.base_url, "http://127.0.0.1:1");
     }
 
     #[test]
