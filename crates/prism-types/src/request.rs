@@ -120,6 +120,12 @@ impl ChatRequest {
     pub fn output_token_limit(&self) -> Option<u64> {
         self.max_completion_tokens.or(self.max_tokens)
     }
+
+    /// `top_k` sampling: from a Messages request, or the non-standard `top_k` some Chat
+    /// Completions clients send.
+    pub fn top_k(&self) -> Option<u64> {
+        self.ext.top_k.or_else(|| self.extra.get("top_k").and_then(Value::as_u64))
+    }
 }
 
 /// `stream_options`.

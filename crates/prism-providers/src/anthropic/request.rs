@@ -73,8 +73,8 @@ pub(super) fn build_body(
             // OpenAI's range is 0–2, Anthropic's 0–1.
             body.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
         }
-        if let Some(k) = req.extra.get("top_k").filter(|k| k.is_u64()) {
-            body.insert("top_k".into(), k.clone());
+        if let Some(k) = req.top_k() {
+            body.insert("top_k".into(), json!(k));
         }
     }
     if let Some(p) = req.top_p {
@@ -441,29 +441,20 @@ fn map_tool_choice(req: &ChatRequest, has_tools: bool) -> Option<Value> {
     Some(choice)
 }
 
-/// The thinking budget for `reasoning_effort`, before fitting it under `max_tokens`.
+/// The thinking budget: the client's own (`thinking.budget_tokens` of a Messages request), else
+/// one for `reasoning_effort`; before fitting it under `max_tokens`.
 ///
 /// Thinking stays off when the request forces a tool (Anthropic allows only `auto`/`none` with
 /// thinking) and when the conversation continues a tool loop whose last assistant turn echoed no
 /// thinking blocks: that turn would have to start with its signed thinking blocks.
 fn thinking_budget(req: &ChatRequest, forced_tool: bool) -> Result<Option<u64>, TranslateError> {
-    let Some(effort) = req.reasoning_effort.as_deref() else {
-        return Ok(None);
-    };
-    let budget = match effort {
-        "none" => return Ok(None),
-        "minimal" | "low" => MIN_THINKING_BUDGET,
-        "medium" => 2048,
-        "high" => 4096,
-        "xhigh" => 8192,
-        other => {
-            return Err(invalid(
-                "reasoning_effort",
-                format!(
-                    "unknown reasoning_effort {other:?}; use none, minimal, low, medium, high or xhigh"
-                ),
-            ));
-        }
+    let budget = match (req.ext.thinking_budget, req.reasoning_effort.as_deref()) {
+        (Some(budget), _) => budget,
+        (None, None) => return Ok(None),
+        (None, Some(effort)) => match effort_budget(effort)? {
+            Some(budget) => budget,
+            None => return Ok(None),
+        },
     };
     let unsigned_tool_loop = req
         .messages
@@ -481,6 +472,25 @@ fn thinking_budget(req: &ChatRequest, forced_tool: bool) -> Result<Option<u64>, 
         return Ok(None);
     }
     Ok(Some(budget))
+}
+
+/// The thinking budget for a `reasoning_effort`; `None` for `none`.
+fn effort_budget(effort: &str) -> Result<Option<u64>, TranslateError> {
+    Ok(Some(match effort {
+        "none" => return Ok(None),
+        "minimal" | "low" => MIN_THINKING_BUDGET,
+        "medium" => 2048,
+        "high" => 4096,
+        "xhigh" => 8192,
+        other => {
+            return Err(invalid(
+                "reasoning_effort",
+                format!(
+                    "unknown reasoning_effort {other:?}; use none, minimal, low, medium, high or xhigh"
+                ),
+            ));
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -509,6 +519,26 @@ mod tests {
 
     fn user(text: &str) -> Value {
         json!({"role": "user", "content": text})
+    }
+
+    #[test]
+    fn a_messages_clients_own_budget_and_top_k_reach_anthropic() {
+        let mut req: ChatRequest = serde_json::from_value(
+            json!({"model": "m", "max_tokens": 20000, "messages": [user("hi")], "reasoning_effort": "low"}),
+        )
+        .unwrap();
+        req.ext.thinking_budget = Some(12_000);
+        req.ext.top_k = Some(5);
+        let b = build_body(&req, &deployment(), false).unwrap();
+        // The explicit budget wins over the effort's; top_k is dropped with thinking on.
+        assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 12_000}));
+        assert_eq!(b["max_tokens"], json!(20000));
+        assert!(b.get("top_k").is_none());
+        req.ext.thinking_budget = None;
+        req.reasoning_effort = None;
+        let b = build_body(&req, &deployment(), false).unwrap();
+        assert_eq!(b["top_k"], json!(5));
+        assert!(b.get("thinking").is_none());
     }
 
     #[test]

@@ -92,7 +92,17 @@ pub(crate) fn build_body(
     if let Some(tool_config) = tool_config(req, &converted.history_tools)? {
         body.insert("toolConfig".into(), tool_config);
     }
-    if let Some(fields) = reasoning.additional_fields {
+    let mut fields = reasoning.additional_fields;
+    // Converse has no `topK`; Claude takes it as a model field (not together with thinking).
+    if let (Some(k), false, true) =
+        (req.top_k(), reasoning.claude_thinking, model.contains("anthropic."))
+    {
+        let obj = fields.get_or_insert_with(|| json!({}));
+        if let Some(obj) = obj.as_object_mut() {
+            obj.insert("top_k".into(), json!(k));
+        }
+    }
+    if let Some(fields) = fields {
         body.insert("additionalModelRequestFields".into(), fields);
     }
     Ok(Value::Object(body))
@@ -450,14 +460,14 @@ fn reasoning_config(
         claude_thinking: false,
         additional_fields: None,
     };
-    let Some(effort) = req.reasoning_effort.as_deref() else {
-        return Ok(plan);
-    };
-    if effort == "none" {
-        return Ok(plan);
-    }
-    let Some(budget) = thinking_budget(effort) else {
-        return Err(invalid("reasoning_effort", format!("unknown reasoning_effort {effort:?}")));
+    let effort = req.reasoning_effort.as_deref();
+    let budget = match (req.ext.thinking_budget, effort) {
+        // A Messages client's own budget (Claude only; other families take no budget).
+        (Some(budget), _) => budget,
+        (None, None | Some("none")) => return Ok(plan),
+        (None, Some(effort)) => thinking_budget(effort).ok_or_else(|| {
+            invalid("reasoning_effort", format!("unknown reasoning_effort {effort:?}"))
+        })?,
     };
     if model.contains("anthropic.") {
         if forced_tool || unsigned_tool_loop(req) {
@@ -474,7 +484,7 @@ fn reasoning_config(
         plan.claude_thinking = true;
         plan.additional_fields =
             Some(json!({"thinking": {"type": "enabled", "budget_tokens": budget}}));
-    } else if model.contains("openai.") {
+    } else if let (true, Some(effort)) = (model.contains("openai."), effort) {
         let level = match effort {
             "minimal" | "low" => "low",
             "medium" => "medium",
@@ -805,6 +815,27 @@ mod tests {
     }
 
     const CLAUDE: &str = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+
+    #[test]
+    fn a_messages_clients_own_budget_and_top_k_reach_claude() {
+        let mut req: ChatRequest = serde_json::from_value(
+            json!({"model": "m", "max_tokens": 9000, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .unwrap();
+        req.ext.thinking_budget = Some(3000);
+        let b = build_body(&req, &deployment(CLAUDE)).unwrap();
+        assert_eq!(
+            b["additionalModelRequestFields"],
+            json!({"thinking": {"type": "enabled", "budget_tokens": 3000}})
+        );
+        req.ext.thinking_budget = None;
+        req.ext.top_k = Some(7);
+        let b = build_body(&req, &deployment(CLAUDE)).unwrap();
+        assert_eq!(b["additionalModelRequestFields"], json!({"top_k": 7}));
+        // Other families take neither.
+        let b = build_body(&req, &deployment("amazon.nova-lite-v1:0")).unwrap();
+        assert!(b.get("additionalModelRequestFields").is_none());
+    }
 
     #[test]
     fn roles_alternate_tool_results_lead_and_system_is_lifted() {

@@ -136,7 +136,7 @@ pub(crate) fn build_body(
         max_output_tokens: req.output_token_limit(),
         temperature: req.temperature,
         top_p: req.top_p,
-        top_k: req.extra.get("top_k").and_then(serde_json::Value::as_u64),
+        top_k: req.top_k(),
         stop_sequences: req.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
         candidate_count: req.n,
         seed: req.seed,
@@ -153,7 +153,9 @@ pub(crate) fn build_body(
             config.response_schema = json_schema.schema.as_ref().map(schema::sanitize);
         }
     }
-    if let Some(effort) = req.reasoning_effort.as_deref() {
+    if let Some(budget) = req.ext.thinking_budget {
+        config.thinking_config = Some(budget_thinking_config(budget, model));
+    } else if let Some(effort) = req.reasoning_effort.as_deref() {
         config.thinking_config = Some(thinking_config(effort, model)?);
     }
 
@@ -201,6 +203,27 @@ pub(crate) fn build_body(
 /// Whether the model is a Gemini 3 model (thinking levels, mandatory thought signatures).
 pub(crate) fn is_gemini3(model: &str) -> bool {
     model.contains("gemini-3")
+}
+
+/// An explicit thinking budget (a Messages request's `thinking.budget_tokens`) → `thinkingConfig`:
+/// the budget itself, clamped to the 512–24576 every Gemini 2.5 model accepts, or for Gemini 3
+/// the level whose budget it is nearest (`high` from 8192 up).
+pub(crate) fn budget_thinking_config(budget: u64, model: &str) -> ThinkingConfig {
+    if is_gemini3(model) {
+        let level = if budget >= 8192 { "high" } else { "low" };
+        ThinkingConfig {
+            thinking_level: Some(level),
+            thinking_budget: None,
+            include_thoughts: Some(true),
+        }
+    } else {
+        let budget = i64::try_from(budget.clamp(512, 24_576)).unwrap_or(24_576);
+        ThinkingConfig {
+            thinking_level: None,
+            thinking_budget: Some(budget),
+            include_thoughts: Some(true),
+        }
+    }
 }
 
 /// `reasoning_effort` → `thinkingConfig`.
@@ -808,6 +831,25 @@ mod tests {
             ProviderKind::Gemini,
         );
         assert!(out.get("toolConfig").is_none() && out.get("tools").is_none());
+    }
+
+    #[test]
+    fn a_messages_clients_own_budget_and_top_k_reach_gemini() {
+        let mut req: ChatRequest = serde_json::from_value(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "high"}),
+        )
+        .unwrap();
+        req.ext.thinking_budget = Some(100_000);
+        req.ext.top_k = Some(3);
+        let out =
+            serde_json::to_value(build_body(&req, &deployment(ProviderKind::Gemini)).unwrap())
+                .unwrap();
+        let config = &out["generationConfig"];
+        assert_eq!(
+            config["thinkingConfig"],
+            json!({"thinkingBudget": 24_576, "includeThoughts": true})
+        );
+        assert_eq!(config["topK"], json!(3));
     }
 
     #[test]
