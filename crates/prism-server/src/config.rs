@@ -417,6 +417,7 @@ fn resolve(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
             deployment.region = provider.region.clone();
             deployment.project = provider.project.clone();
             deployment.supports_stream_usage = provider.stream_usage;
+            deployment.supports_responses = provider.responses_api;
             deployment.default_max_tokens = d.max_tokens.unwrap_or(provider.default_max_tokens);
             if deployment.default_max_tokens == 0 {
                 return Err(ConfigError::invalid(
@@ -598,6 +599,7 @@ struct ResolvedProvider {
     project: Option<String>,
     default_max_tokens: u64,
     stream_usage: bool,
+    responses_api: bool,
 }
 
 fn resolve_provider(
@@ -651,6 +653,9 @@ fn resolve_provider(
     }
     if kind != ProviderKind::OpenAi && p.stream_usage.is_some() {
         return Err(not_for("stream_usage"));
+    }
+    if kind != ProviderKind::OpenAi && p.responses_api.is_some() {
+        return Err(not_for("responses_api"));
     }
     if kind == ProviderKind::Vertex && p.api_key.is_some() {
         return Err(ConfigError::invalid(f("api_key"), "vertex authenticates with `access_token`"));
@@ -729,6 +734,8 @@ fn resolve_provider(
     if default_max_tokens == 0 {
         return Err(ConfigError::invalid(f("default_max_tokens"), "must be at least 1"));
     }
+    // OpenAI itself serves the Responses API; an OpenAI-compatible server has to say so.
+    let responses_api = p.responses_api.unwrap_or_else(|| is_openai_host(&base_url));
     Ok(ResolvedProvider {
         kind,
         base_url,
@@ -737,7 +744,15 @@ fn resolve_provider(
         project,
         default_max_tokens,
         stream_usage: p.stream_usage.unwrap_or(true),
+        responses_api,
     })
+}
+
+/// Whether a base URL is OpenAI's own API.
+fn is_openai_host(base_url: &str) -> bool {
+    let rest = base_url.split_once("://").map_or(base_url, |(_, rest)| rest);
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    host == "api.openai.com"
 }
 
 /// Bedrock credentials: a Bedrock API key (bearer), or SigV4 keys from the file, or from the
@@ -1042,6 +1057,50 @@ mod tests {
             c.models[0].deployments[0].deployment.credentials,
             Credentials::Bearer(Secret::new("tok"))
         );
+    }
+
+    #[test]
+    fn the_responses_lane_is_on_for_openai_itself_and_opt_in_for_compatible_servers() {
+        let config = |provider: &str| {
+            format!(
+                r#"
+                [[keys]]
+                name = "a"
+                key = "sk-prism-aaaaaaaa"
+                [providers.p]
+                {provider}
+                [[models]]
+                name = "m"
+                deployments = [{{ provider = "p", model = "x" }}]
+                "#
+            )
+        };
+        let lane = |provider: &str| {
+            load(&config(provider), &[]).unwrap().models[0].deployments[0]
+                .deployment
+                .supports_responses
+        };
+        assert!(lane(
+            r#"kind = "openai"
+                api_key = "k""#
+        ));
+        assert!(!lane(
+            r#"kind = "openai"
+                api_key = "k"
+                base_url = "http://vllm.internal:8000""#
+        ));
+        assert!(lane(
+            r#"kind = "openai"
+                api_key = "k"
+                base_url = "http://127.0.0.1:9"
+                responses_api = true"#
+        ));
+        let text = config(
+            r#"kind = "anthropic"
+                api_key = "k"
+                responses_api = true"#,
+        );
+        assert!(err(&text, &[]).contains("responses_api"), "{}", err(&text, &[]));
     }
 
     #[test]

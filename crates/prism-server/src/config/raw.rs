@@ -69,6 +69,7 @@ pub(super) struct RawProvider {
     pub(super) session_token: Option<String>,
     pub(super) default_max_tokens: Option<u64>,
     pub(super) stream_usage: Option<bool>,
+    pub(super) responses_api: Option<bool>,
 }
 
 /// `[[models]]`.
