@@ -5,7 +5,7 @@
 #   - `prism serve --config test/prism-test.toml` over it (the demo models, the guarded and
 #     monitored models, and `fake/openai` pointed at the Node server the tests start themselves),
 #   - `prism serve` on the embedded default (no provider credentials) for the product-page snippet,
-# runs the node:test suites (ESM and CommonJS) against them, and stops the servers on exit.
+# type-checks test/typecheck.{ts,cts} against the built .d.ts, runs the node:test suites (ESM and CommonJS) against them, and stops the servers on exit.
 # Needs node >= 18 and npm; exits non-zero on any failure.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -21,6 +21,8 @@ if [ ! -d node_modules ]; then
   npm ci --no-audit --no-fund
 fi
 npm run --silent build
+# The built declarations, as strict TypeScript users of the ESM and CommonJS entry points see them.
+node node_modules/typescript/bin/tsc -p test/tsconfig.json
 
 cargo build --quiet --locked -p prism --manifest-path "$root/Cargo.toml"
 prism="${CARGO_TARGET_DIR:-$root/target}/debug/prism"
