@@ -5,7 +5,8 @@
 #   - `prism serve --config test/prism-test.toml` over it (the demo models, the guarded and
 #     monitored models, and `fake/openai` pointed at the Node server the tests start themselves),
 #   - `prism serve` on the embedded default (no provider credentials) for the product-page snippet,
-# type-checks test/typecheck.{ts,cts} against the built .d.ts, runs the node:test suites (ESM and CommonJS) against them, and stops the servers on exit.
+# type-checks test/typecheck.{ts,cts} against the built .d.ts, runs the node:test suites (ESM and
+# CommonJS) against the gateways, and stops the servers on exit.
 # Needs node >= 18 and npm; exits non-zero on any failure.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
