@@ -65,7 +65,7 @@ impl StreamEncoder for NativeEncoder {
                 self.response_id = response_id(raw);
             }
         }
-        out.extend_from_slice(raw);
+        out.extend_from_slice(&prism_types::json::escape_separators(raw));
     }
 
     fn finish(&mut self, _out: &mut BytesMut) {

@@ -160,7 +160,7 @@ fn check_grammar(protocol: Protocol, name: &str, sse: &str) {
     }
 }
 
-fn run_case(protocol: Protocol, provider: &str, case: &Path) -> String {
+fn run_case(protocol: Protocol, provider: &str, case: &Path) {
     let name = format!(
         "{}__{provider}__{}",
         protocol.as_str(),
@@ -222,7 +222,6 @@ fn run_case(protocol: Protocol, provider: &str, case: &Path) -> String {
     }, {
         insta::assert_snapshot!(name, snap);
     });
-    name
 }
 
 fn golden(protocol: Protocol, provider: &str) {

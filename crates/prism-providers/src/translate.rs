@@ -79,17 +79,12 @@ impl OutChunk {
         OutChunk { chunk, raw: None }
     }
 
-    /// Appends the chunk's JSON (the raw bytes when present) to `buf`.
+    /// Appends the chunk's JSON (the raw bytes when present) to `buf`, with U+2028, U+2029 and
+    /// U+0085 escaped as everything Prism emits (see [`prism_types::json`]).
     pub fn write_json(&self, buf: &mut Vec<u8>) {
         match &self.raw {
-            Some(raw) => buf.extend_from_slice(raw),
-            None => {
-                // Serialising our own types into a Vec cannot fail: no maps with non-string keys,
-                // no custom serialisers that error.
-                if serde_json::to_writer(&mut *buf, &self.chunk).is_err() {
-                    debug_assert!(false, "ChatChunk serialisation failed");
-                }
-            }
+            Some(raw) => buf.extend_from_slice(&prism_types::json::escape_separators(raw)),
+            None => prism_types::json::extend(buf, &self.chunk),
         }
     }
 }

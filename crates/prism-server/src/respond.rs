@@ -77,6 +77,10 @@ pub(crate) fn completion(
 
 /// A `200` with a same-protocol lane's answer, as the upstream gave it (model rewritten).
 pub(crate) fn native(body: Bytes, hook_headers: HeaderMap) -> Response<ResponseBody> {
+    let body = match prism_types::json::escape_separators(&body) {
+        std::borrow::Cow::Borrowed(_) => body,
+        std::borrow::Cow::Owned(escaped) => Bytes::from(escaped),
+    };
     let mut resp = json_bytes(StatusCode::OK, body);
     resp.headers_mut().extend(hook_headers);
     resp
