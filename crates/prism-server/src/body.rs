@@ -1,4 +1,6 @@
-//! The response body type: a whole buffer (JSON, metrics text) or a live SSE stream.
+//! The response body type: a whole buffer (JSON, metrics text) or a live event stream. The
+//! stream is any body (in practice `stream::SseBody`), so this module sits below the stages that
+//! produce responses and imports none of them.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -7,18 +9,27 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::stream::SseBody;
+/// A live event stream.
+type StreamBody = Pin<Box<dyn Body<Data = Bytes, Error = Infallible> + Send>>;
 
 /// Every response the gateway sends has this body.
 #[derive(Debug)]
 pub struct ResponseBody(Kind);
 
-#[derive(Debug)]
 enum Kind {
     /// A complete body, sent in one frame.
     Full(Option<Bytes>),
     /// A translated event stream.
-    Sse(Box<SseBody>),
+    Sse(StreamBody),
+}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kind::Full(bytes) => f.debug_tuple("Full").field(bytes).finish(),
+            Kind::Sse(_) => f.write_str("Sse"),
+        }
+    }
 }
 
 impl ResponseBody {
@@ -29,8 +40,8 @@ impl ResponseBody {
     }
 
     /// A streamed body.
-    pub(crate) fn sse(body: SseBody) -> Self {
-        ResponseBody(Kind::Sse(Box::new(body)))
+    pub(crate) fn sse(body: impl Body<Data = Bytes, Error = Infallible> + Send + 'static) -> Self {
+        ResponseBody(Kind::Sse(Box::pin(body)))
     }
 }
 
@@ -44,7 +55,7 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match &mut self.get_mut().0 {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Sse(body) => body.poll_frame(cx),
+            Kind::Sse(body) => body.as_mut().poll_frame(cx),
         }
     }
 

@@ -528,7 +528,8 @@ fn resolve(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
         &raw.guardrails,
         models.iter().zip(&raw.models).map(|(m, r)| (m.name.as_str(), r.guardrails.as_slice())),
         raw.keys.iter().map(|k| (k.name.as_str(), k.guardrails.as_slice())),
-    )?;
+    )
+    .map_err(|e| ConfigError::Invalid { field: e.field, message: e.message })?;
 
     Ok(Config {
         listen,

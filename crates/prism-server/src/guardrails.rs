@@ -15,7 +15,6 @@ use prism_providers::OutChunk;
 use prism_types::{ChatCompletion, ChatRequest};
 use tracing::Span;
 
-use crate::config::ConfigError;
 use crate::hooks::{Caller, HookRejection, Hooks, InputCheck, OutputFilter, OutputFilterFactory};
 use crate::metrics::Metrics;
 
@@ -54,7 +53,7 @@ impl GuardrailPolicy {
         global: &GuardrailsConfig,
         models: impl IntoIterator<Item = (&'a str, &'a [RuleConfig])>,
         keys: impl IntoIterator<Item = (&'a str, &'a [RuleConfig])>,
-    ) -> Result<GuardrailPolicy, ConfigError> {
+    ) -> Result<GuardrailPolicy, InvalidRules> {
         let global = compile(&global.rules, "guardrails.rules")?;
         let models = layers(models, "models", &global)?;
         let keys = layers(keys, "keys", &global)?;
@@ -107,12 +106,23 @@ impl fmt::Debug for GuardrailPolicy {
     }
 }
 
+/// A rule list that does not compile: the field of the failing rule and why. (Its own type, so
+/// guardrails do not depend on the configuration module that embeds them.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub(crate) struct InvalidRules {
+    /// Dotted path of the rule, e.g. `models[1].guardrails[0]`.
+    pub(crate) field: String,
+    /// What is wrong with it.
+    pub(crate) message: String,
+}
+
 /// Compiles the non-empty rule lists of one section (`models` or `keys`), by entry name.
 fn layers<'a>(
     items: impl IntoIterator<Item = (&'a str, &'a [RuleConfig])>,
     section: &str,
     global: &GuardrailSet,
-) -> Result<HashMap<String, Layer>, ConfigError> {
+) -> Result<HashMap<String, Layer>, InvalidRules> {
     let mut out = HashMap::new();
     for (i, (name, rules)) in items.into_iter().enumerate() {
         if rules.is_empty() {
@@ -126,13 +136,13 @@ fn layers<'a>(
     Ok(out)
 }
 
-fn compile(rules: &[RuleConfig], field: &str) -> Result<GuardrailSet, ConfigError> {
+fn compile(rules: &[RuleConfig], field: &str) -> Result<GuardrailSet, InvalidRules> {
     GuardrailSet::new(rules).map_err(|e| {
         let field = match failing_rule(rules, &e) {
             Some(i) => format!("{field}[{i}]"),
             None => field.to_owned(),
         };
-        ConfigError::Invalid { field, message: e.to_string() }
+        InvalidRules { field, message: e.to_string() }
     })
 }
 
@@ -447,7 +457,7 @@ mod tests {
         global: Vec<RuleConfig>,
         models: &[(&str, Vec<RuleConfig>)],
         keys: &[(&str, Vec<RuleConfig>)],
-    ) -> Result<GuardrailPolicy, ConfigError> {
+    ) -> Result<GuardrailPolicy, InvalidRules> {
         GuardrailPolicy::resolve(
             &GuardrailsConfig::new(global),
             models.iter().map(|(n, r)| (*n, r.as_slice())),

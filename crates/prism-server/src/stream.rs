@@ -149,11 +149,11 @@ impl SseBody {
         body
     }
 
-    pub(crate) fn is_end_stream(&self) -> bool {
+    fn end_of_stream(&self) -> bool {
         self.ended && self.buf.is_empty()
     }
 
-    pub(crate) fn poll_frame(
+    fn next_frame(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
@@ -369,6 +369,22 @@ impl SseBody {
                 return Poll::Ready(Tick::KeepAlive);
             }
         }
+    }
+}
+
+impl http_body::Body for SseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.get_mut().next_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.end_of_stream()
     }
 }
 
