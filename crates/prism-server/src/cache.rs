@@ -64,7 +64,7 @@ impl CompletionCache for GatewayCache {
     ) -> BoxFuture<'a, CacheServed> {
         Box::pin(async move {
             // `None`: caching is off for this model, which bypasses the cache entirely.
-            let ttl = self.cache.ttl_for(req.route.cache.as_ref());
+            let ttl = self.cache.ttl_for(req.model_cache);
             let policy = CachePolicy::resolve(req.cache_control, false, ttl.is_some());
             let key = match self.cache.key(req.caller.key_name, req.request) {
                 Ok(key) => key,

@@ -15,7 +15,6 @@ use prism_providers::OutChunk;
 use prism_types::{ChatCompletion, ChatRequest, ErrorObject};
 
 use crate::body::ResponseBody;
-use crate::config::ModelRoute;
 
 /// A boxed future, for the object-safe async hooks.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -111,8 +110,8 @@ pub struct CacheRequest<'a> {
     pub caller: Caller<'a>,
     /// The parsed request.
     pub request: &'a ChatRequest,
-    /// The public model it asked for, with its cache settings.
-    pub route: &'a ModelRoute,
+    /// The public model's own cache settings (`None`: the cache's defaults).
+    pub model_cache: Option<&'a prism_cache::ModelCacheConfig>,
     /// The request's `cache-control` header values, joined with `,`.
     pub cache_control: Option<&'a str>,
 }

@@ -280,7 +280,7 @@ impl<'s> Books<'s> {
         let request = CacheRequest {
             caller,
             request: ex.request,
-            route: ex.route,
+            model_cache: ex.route.cache.as_ref(),
             cache_control: cache_control.as_deref(),
         };
         let served = cache.serve(request, compute).await;
