@@ -138,10 +138,12 @@ mod tests {
         enc.fail(&ErrorObject::new("server_error", "upstream cut"), &mut out);
         let text = String::from_utf8(out.to_vec()).unwrap();
         assert!(text.starts_with("event: response.created\n"));
-        assert!(
-            text.contains("event: error\ndata: {\"type\":\"error\",\"sequence_number\":8,"),
-            "{text}"
-        );
+        let error = text.split("\n\n").find(|e| e.starts_with("event: error\n")).unwrap();
+        let data: serde_json::Value =
+            serde_json::from_str(error.lines().nth(1).unwrap().strip_prefix("data: ").unwrap())
+                .unwrap();
+        assert_eq!(data["type"], "error", "{text}");
+        assert_eq!(data["sequence_number"], 8, "{text}");
         assert!(text.contains("\"sequence_number\":9"), "{text}");
         assert!(text.contains("\"id\":\"resp_up\""), "{text}");
         assert!(text.trim_end().ends_with('}'));
