@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The OpenAI Python SDK tier: starts `prism simulate` and `prism serve` with prism-sdk.toml on free
-# loopback ports, runs test_openai_sdk.py against the gateway, and stops both.
+# The Python SDK tier (the official `openai` SDK's Chat Completions and Responses, the official
+# `anthropic` SDK's Messages): starts `prism simulate` and `prism serve` with prism-sdk.toml on free
+# loopback ports, runs the test_*.py files against the gateway, and stops both.
 # Needs python3 with the `openai` package (`.ci/run` installs it); says SKIPPED loudly otherwise,
 # or fails when PRISM_REQUIRE_SDK=1.
 set -euo pipefail
@@ -42,7 +43,18 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-if ! python3 "$here/test_openai_sdk.py"; then
+failed=0
+python3 "$here/test_openai_sdk.py" || failed=1
+python3 "$here/test_openai_responses.py" || failed=1
+if python3 -c 'import anthropic' >/dev/null 2>&1; then
+  python3 "$here/test_anthropic_sdk.py" || failed=1
+elif [ "${PRISM_REQUIRE_SDK:-0}" = 1 ]; then
+  echo "sdk tier: the python 'anthropic' package is missing and PRISM_REQUIRE_SDK=1" >&2
+  failed=1
+else
+  echo "sdk tier: Anthropic SDK tests SKIPPED: python3 'anthropic' package not found (pip install anthropic)" >&2
+fi
+if [ "$failed" = 1 ]; then
   echo "--- gateway log" >&2; cat "$logs/gw.log" >&2
   exit 1
 fi

@@ -6,6 +6,7 @@
 mod e2e {
     pub(crate) mod endpoints;
     pub(crate) mod errors;
+    pub(crate) mod ingress;
     pub(crate) mod providers;
     pub(crate) mod resilience;
     pub(crate) mod support;

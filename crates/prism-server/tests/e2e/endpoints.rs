@@ -29,6 +29,7 @@ async fn models_are_filtered_by_key() {
         [
             "dead-then-gpt",
             "gpt",
+            "gpt-responses",
             "claude",
             "gemini",
             "vertex",

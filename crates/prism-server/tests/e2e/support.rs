@@ -69,6 +69,12 @@ kind = "openai"
 base_url = "{sim}"
 api_key = "sk-upstream-openai-secret"
 
+[providers.oar]
+kind = "openai"
+base_url = "{sim}"
+api_key = "sk-upstream-openai-secret"
+responses_api = true
+
 [providers.an]
 kind = "anthropic"
 base_url = "{sim}"
@@ -107,6 +113,10 @@ deployments = [
 [[models]]
 name = "gpt"
 deployments = [{{ provider = "oa", model = "gpt-4o-mini" }}]
+
+[[models]]
+name = "gpt-responses"
+deployments = [{{ provider = "oar", model = "gpt-4o-mini" }}]
 
 [[models]]
 name = "claude"
