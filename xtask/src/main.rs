@@ -109,6 +109,10 @@ fn test(root: &Path, no_lint: bool) -> Result<()> {
     let mut sdk = Command::new("bash");
     sdk.current_dir(root).arg("tests/sdk/run.sh");
     run(sdk, "OpenAI Python SDK tier")?;
+    // The TypeScript client SDK against a running gateway.
+    let mut ts = Command::new("bash");
+    ts.current_dir(root).arg("clients/typescript/run-tests.sh");
+    run(ts, "TypeScript client tier")?;
     // nextest does not run doctests.
     if has_nextest() {
         let mut doc = cargo();
