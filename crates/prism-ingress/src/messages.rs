@@ -296,7 +296,10 @@ fn decode_turn(
         Value::String(s) => vec![json!({"type": "text", "text": s})],
         Value::Array(a) => a.clone(),
         _ => {
-            return Err(IngressError::invalid(at("content"), "content: must be a string or a list"));
+            return Err(IngressError::invalid(
+                at("content"),
+                "content: must be a string or a list",
+            ));
         }
     };
     match role {
