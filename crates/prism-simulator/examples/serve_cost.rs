@@ -31,6 +31,7 @@ fn process_cpu() -> Duration {
 fn path_and_body(wire: Wire) -> (&'static str, &'static str) {
     match wire {
         Wire::OpenAi => ("/v1/chat/completions", r#"{"model":"m","stream":true,"messages":[]}"#),
+        Wire::OpenAiResponses => ("/v1/responses", r#"{"model":"m","stream":true,"input":"hi"}"#),
         Wire::Anthropic => ("/v1/messages", r#"{"model":"m","stream":true,"messages":[]}"#),
         Wire::Gemini => ("/v1beta/models/m:streamGenerateContent?alt=sse", r#"{"contents":[]}"#),
         Wire::BedrockConverse => ("/model/m/converse-stream", r#"{"messages":[]}"#),

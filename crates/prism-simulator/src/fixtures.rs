@@ -11,7 +11,7 @@ const BEDROCK_CONVERSE: &[u8] =
     include_bytes!("../../../fixtures/bedrock/text_basic/upstream.eventstream");
 
 /// The fixture stream [`Behavior::Demo`](crate::Behavior::Demo) replays for streaming requests on
-/// `wire`, if this build embeds one. Bedrock InvokeModel has none: its demo stream is rendered
+/// `wire`, if this build embeds one. OpenAI Responses and Bedrock InvokeModel have none: their demo streams are rendered
 /// from [`demo_reply`](crate::demo_reply), as are all non-streaming demo answers.
 pub fn demo_fixture(wire: Wire) -> Option<&'static [u8]> {
     match wire {
@@ -19,6 +19,6 @@ pub fn demo_fixture(wire: Wire) -> Option<&'static [u8]> {
         Wire::Anthropic => Some(ANTHROPIC),
         Wire::Gemini => Some(GEMINI),
         Wire::BedrockConverse => Some(BEDROCK_CONVERSE),
-        Wire::BedrockInvoke => None,
+        Wire::OpenAiResponses | Wire::BedrockInvoke => None,
     }
 }

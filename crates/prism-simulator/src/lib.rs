@@ -9,6 +9,7 @@
 //! | path | wire | streaming when |
 //! |---|---|---|
 //! | `POST …/chat/completions` | [`Wire::OpenAi`] | body `"stream": true` |
+//! | `POST …/responses` | [`Wire::OpenAiResponses`] | body `"stream": true` |
 //! | `POST /v1/messages` | [`Wire::Anthropic`] | body `"stream": true` |
 //! | `POST …/models/{model}:streamGenerateContent` (`?alt=sse` for SSE, else a JSON array) | [`Wire::Gemini`] | always |
 //! | `POST …/models/{model}:generateContent` (Gemini API `/v1beta/…` or Vertex `/v1/projects/…/publishers/google/…`) | [`Wire::Gemini`] | never |

@@ -5,6 +5,7 @@ mod anthropic;
 mod bedrock;
 mod gemini;
 mod openai;
+mod responses;
 
 use bytes::{Bytes, BytesMut};
 
@@ -16,6 +17,9 @@ use crate::Reply;
 pub enum Wire {
     /// OpenAI Chat Completions (`POST …/chat/completions`): SSE `data:` chunks and `[DONE]`.
     OpenAi,
+    /// OpenAI Responses (`POST …/responses`): `response.*` SSE events with `event:` lines, ending
+    /// in `response.completed`.
+    OpenAiResponses,
     /// Anthropic Messages (`POST /v1/messages`, Vertex `:streamRawPredict`): SSE with `event:`.
     Anthropic,
     /// Gemini `generateContent` / `streamGenerateContent?alt=sse` (Gemini API and Vertex AI).
@@ -29,13 +33,19 @@ pub enum Wire {
 
 impl Wire {
     /// Every wire, for tests that loop over them.
-    pub const ALL: [Wire; 5] =
-        [Wire::OpenAi, Wire::Anthropic, Wire::Gemini, Wire::BedrockConverse, Wire::BedrockInvoke];
+    pub const ALL: [Wire; 6] = [
+        Wire::OpenAi,
+        Wire::OpenAiResponses,
+        Wire::Anthropic,
+        Wire::Gemini,
+        Wire::BedrockConverse,
+        Wire::BedrockInvoke,
+    ];
 
     /// The provider family this wire belongs to.
     pub fn provider(self) -> Provider {
         match self {
-            Wire::OpenAi => Provider::OpenAi,
+            Wire::OpenAi | Wire::OpenAiResponses => Provider::OpenAi,
             Wire::Anthropic => Provider::Anthropic,
             Wire::Gemini => Provider::Gemini,
             Wire::BedrockConverse | Wire::BedrockInvoke => Provider::Bedrock,
@@ -45,7 +55,9 @@ impl Wire {
     /// The `content-type` of a streaming response on this wire.
     pub fn stream_content_type(self) -> &'static str {
         match self {
-            Wire::OpenAi | Wire::Anthropic | Wire::Gemini => "text/event-stream",
+            Wire::OpenAi | Wire::OpenAiResponses | Wire::Anthropic | Wire::Gemini => {
+                "text/event-stream"
+            }
             Wire::BedrockConverse | Wire::BedrockInvoke => "application/vnd.amazon.eventstream",
         }
     }
@@ -145,6 +157,7 @@ impl RenderOptions {
 pub fn render_stream(wire: Wire, reply: &Reply, opts: &RenderOptions) -> Vec<Bytes> {
     match wire {
         Wire::OpenAi => openai::stream(reply, opts),
+        Wire::OpenAiResponses => responses::stream(reply, opts),
         Wire::Anthropic => anthropic::stream(reply, opts, anthropic::Flavor::Direct)
             .into_iter()
             .map(|e| sse_event(Some(e.name), &e.data))
@@ -179,6 +192,7 @@ pub(crate) fn gemini_json_array(reply: &Reply, opts: &RenderOptions) -> Vec<Byte
 pub fn render_body(wire: Wire, reply: &Reply, opts: &RenderOptions) -> Bytes {
     match wire {
         Wire::OpenAi => openai::body(reply, opts),
+        Wire::OpenAiResponses => responses::body(reply, opts),
         Wire::Anthropic => anthropic::body(reply, opts, anthropic::Flavor::Direct),
         Wire::Gemini => gemini::body(reply, opts),
         Wire::BedrockConverse => bedrock::converse_body(reply),
@@ -197,7 +211,7 @@ pub fn render_error(
 ) -> (Bytes, Vec<(&'static str, String)>) {
     let message = if message.is_empty() { stock_message(status) } else { message };
     match wire {
-        Wire::OpenAi => (openai::error_body(status, message), Vec::new()),
+        Wire::OpenAi | Wire::OpenAiResponses => (openai::error_body(status, message), Vec::new()),
         Wire::Anthropic => (anthropic::error_body(status, message), Vec::new()),
         Wire::Gemini => (gemini::error_body(status, message, retry_after), Vec::new()),
         Wire::BedrockConverse | Wire::BedrockInvoke => {
@@ -212,6 +226,7 @@ pub fn render_error(
 pub fn render_midstream_error(wire: Wire) -> Bytes {
     match wire {
         Wire::OpenAi => sse_event(None, openai::MIDSTREAM_ERROR),
+        Wire::OpenAiResponses => responses::midstream_error(&RenderOptions::default()),
         Wire::Anthropic => sse_event(Some("error"), anthropic::MIDSTREAM_ERROR),
         Wire::Gemini => gemini::sse(gemini::MIDSTREAM_ERROR),
         Wire::BedrockConverse | Wire::BedrockInvoke => bedrock::midstream_exception(),
@@ -223,6 +238,7 @@ pub fn render_midstream_error(wire: Wire) -> Bytes {
 pub(crate) fn midstream_error_json(wire: Wire) -> &'static str {
     match wire {
         Wire::OpenAi => openai::MIDSTREAM_ERROR,
+        Wire::OpenAiResponses => responses::MIDSTREAM_ERROR_JSON,
         Wire::Anthropic | Wire::BedrockInvoke => anthropic::MIDSTREAM_ERROR,
         Wire::Gemini => gemini::MIDSTREAM_ERROR,
         Wire::BedrockConverse => bedrock::MIDSTREAM_ERROR,

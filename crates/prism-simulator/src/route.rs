@@ -26,6 +26,9 @@ pub(crate) fn route(method: &http::Method, path: &str, query: Option<&str>) -> O
     if path.ends_with("/chat/completions") {
         return body_decides(Wire::OpenAi);
     }
+    if path.ends_with("/responses") {
+        return body_decides(Wire::OpenAiResponses);
+    }
     if path == "/v1/messages" || path.ends_with("/v1/messages") {
         return body_decides(Wire::Anthropic);
     }
@@ -77,6 +80,8 @@ mod tests {
             check("/openai/deployments/gpt/chat/completions"),
             Some((Wire::OpenAi, None, None, true))
         );
+        assert_eq!(check("/v1/responses"), Some((Wire::OpenAiResponses, None, None, true)));
+        assert_eq!(check("/openai/v1/responses"), Some((Wire::OpenAiResponses, None, None, true)));
         assert_eq!(check("/v1/messages"), Some((Wire::Anthropic, None, None, true)));
         assert_eq!(
             check("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"),

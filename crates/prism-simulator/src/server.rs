@@ -535,7 +535,9 @@ fn ok_response(wire: Wire, native_stream: bool, body: SimBody) -> Response<SimBo
 
 fn provider_headers(response: &mut Response<SimBody>, wire: Wire) {
     match wire {
-        Wire::OpenAi => set(response, HeaderName::from_static("x-request-id"), "req_sim0001"),
+        Wire::OpenAi | Wire::OpenAiResponses => {
+            set(response, HeaderName::from_static("x-request-id"), "req_sim0001");
+        }
         Wire::Anthropic => set(response, HeaderName::from_static("request-id"), "req_sim0001"),
         Wire::Gemini => {}
         Wire::BedrockConverse | Wire::BedrockInvoke => set(

@@ -27,6 +27,9 @@ fn request_for(wire: Wire, stream: bool) -> (String, Value) {
             "/v1/chat/completions".into(),
             json!({"model": "gpt-sim", "stream": stream, "messages": chat["messages"]}),
         ),
+        (Wire::OpenAiResponses, _) => {
+            ("/v1/responses".into(), json!({"model": "gpt-sim", "stream": stream, "input": "hi"}))
+        }
         (Wire::Anthropic, _) => (
             "/v1/messages".into(),
             json!({"model": "claude-sim", "stream": stream, "max_tokens": 64, "messages": chat["messages"]}),
@@ -193,6 +196,9 @@ fn stream_text(wire: Wire, events: &[Ev]) -> String {
         let v = json(&ev.data);
         let piece = match wire {
             Wire::OpenAi => v["choices"][0]["delta"]["content"].as_str().map(str::to_owned),
+            Wire::OpenAiResponses if v["type"] == "response.output_text.delta" => {
+                v["delta"].as_str().map(str::to_owned)
+            }
             Wire::Anthropic | Wire::BedrockInvoke => v["delta"]["text"].as_str().map(str::to_owned),
             Wire::Gemini => v["candidates"][0]["content"]["parts"]
                 .as_array()
@@ -210,6 +216,9 @@ fn has_terminal(wire: Wire, events: &[Ev]) -> bool {
     let Some(last) = events.last() else { return false };
     match wire {
         Wire::OpenAi => last.data == "[DONE]",
+        Wire::OpenAiResponses => {
+            matches!(last.name.as_str(), "response.completed" | "response.incomplete")
+        }
         Wire::Anthropic | Wire::BedrockInvoke => last.name == "message_stop",
         Wire::Gemini => json(&last.data)["candidates"][0]["finishReason"].is_string(),
         Wire::BedrockConverse => last.name == "metadata",
@@ -587,7 +596,7 @@ async fn the_wire_carries_exactly_what_render_stream_renders() {
 async fn check_wire_bytes(sim: &Simulator, reply: &Reply) {
     for wire in Wire::ALL {
         let model = match wire {
-            Wire::OpenAi => "gpt-sim",
+            Wire::OpenAi | Wire::OpenAiResponses => "gpt-sim",
             Wire::Anthropic => "claude-sim",
             Wire::Gemini => "gemini-sim",
             _ => "anthropic.claude-sim-v1:0",
@@ -694,7 +703,7 @@ async fn status_errors_use_each_providers_body_and_retry_after() {
         let errortype = response.headers().get("x-amzn-errortype").cloned();
         let body: Value = response.json().await.unwrap();
         match wire {
-            Wire::OpenAi => {
+            Wire::OpenAi | Wire::OpenAiResponses => {
                 assert_eq!(body["error"]["code"], "rate_limit_exceeded");
                 assert!(body["error"]["message"].is_string());
             }
@@ -810,6 +819,14 @@ async fn error_midstream_uses_each_providers_in_band_error() {
             Wire::BedrockConverse | Wire::BedrockInvoke => eventstream_events(&bytes),
             _ => decode_sse(&bytes),
         };
+        if wire == Wire::OpenAiResponses {
+            // The error event, then `response.failed`: both in one element.
+            assert_eq!(events.len(), 4, "{wire:?}");
+            assert_eq!(events[2].name, "error");
+            assert_eq!(json(&events[2].data)["error"]["code"], "server_error");
+            assert_eq!(events[3].name, "response.failed");
+            continue;
+        }
         assert_eq!(events.len(), 3, "{wire:?}");
         let last = &events[2];
         match wire {
