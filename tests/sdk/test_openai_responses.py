@@ -5,8 +5,9 @@ non-streaming answers and a full function-call loop for every provider of the de
 stateless rules (`previous_response_id` is a 400), built-in tools off the OpenAI lane, and a
 guardrail that fails a started stream with `response.failed`.
 
-Every model is translated from its provider's native stream (the simulator does not speak the
-Responses wire, so `demo/openai` goes through Chat Completions here).
+Every model but one is translated from its provider's native stream (`demo/openai` goes through
+Chat Completions); `demo/openai-responses` is the pass-through lane to an OpenAI upstream that
+speaks Responses itself.
 
 Run by `tests/sdk/run.sh`, which starts the gateway with `tests/sdk/prism-sdk.toml`.
 """
@@ -22,6 +23,7 @@ BASE_URL = os.environ["PRISM_BASE_URL"].rstrip("/") + "/v1"
 API_KEY = os.environ["PRISM_API_KEY"]
 MODELS = [
     "demo/openai",
+    "demo/openai-responses",
     "demo/anthropic",
     "demo/gemini",
     "demo/vertex",

@@ -222,11 +222,13 @@ pub fn render_error(
 }
 
 /// The provider's native in-band stream error, as one event's bytes (see
-/// [`Behavior::ErrorMidstream`](crate::Behavior::ErrorMidstream)).
-pub fn render_midstream_error(wire: Wire) -> Bytes {
+/// [`Behavior::ErrorMidstream`](crate::Behavior::ErrorMidstream)), for a stream that has sent
+/// `events_sent` events (Responses numbers its events; the others ignore it). For Responses the
+/// element holds two events: `error`, then `response.failed`.
+pub fn render_midstream_error(wire: Wire, opts: &RenderOptions, events_sent: usize) -> Bytes {
     match wire {
         Wire::OpenAi => sse_event(None, openai::MIDSTREAM_ERROR),
-        Wire::OpenAiResponses => responses::midstream_error(&RenderOptions::default()),
+        Wire::OpenAiResponses => responses::midstream_error(opts, events_sent as u64),
         Wire::Anthropic => sse_event(Some("error"), anthropic::MIDSTREAM_ERROR),
         Wire::Gemini => gemini::sse(gemini::MIDSTREAM_ERROR),
         Wire::BedrockConverse | Wire::BedrockInvoke => bedrock::midstream_exception(),

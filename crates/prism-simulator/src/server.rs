@@ -415,7 +415,8 @@ async fn respond(
             partial_response(shared, ctx, reply, *events, Tail::End, None).await
         }
         Behavior::ErrorMidstream { reply, events } => {
-            let error = render::render_midstream_error(wire);
+            let sent = (*events).min(rendered(shared, ctx, reply, false).len());
+            let error = render::render_midstream_error(wire, &ctx.opts, sent);
             partial_response(shared, ctx, reply, *events, Tail::End, Some(error)).await
         }
     }

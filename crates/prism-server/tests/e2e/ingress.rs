@@ -22,11 +22,11 @@ const MESSAGES_MODELS: [(&str, &str); 6] = [
     ("bedrock-invoke", "/model/anthropic.claude-sonnet-4-5-v1%3A0/invoke-with-response-stream"),
 ];
 
-/// The same for a Responses client. (The Responses pass-through lane to an OpenAI upstream is
-/// covered by the relay's unit tests in `prism-providers::native`: the simulator does not speak
-/// the Responses wire yet.)
-const RESPONSES_MODELS: [(&str, &str); 6] = [
+/// The same for a Responses client; `gpt-responses` is the same-protocol lane (an OpenAI
+/// upstream with `responses_api = true`: its own Responses events, passed through).
+const RESPONSES_MODELS: [(&str, &str); 7] = [
     ("gpt", "/v1/chat/completions"),
+    ("gpt-responses", "/v1/responses"),
     ("claude", "/v1/messages"),
     ("gemini", "/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
     (
@@ -358,4 +358,43 @@ async fn responses_errors_name_the_parameter() {
     let resp = h.post("/v1/responses", &body).await;
     assert_eq!(resp.status(), 400);
     assert_eq!(h.sim.requests(), before, "nothing went upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_native_lane_passes_the_upstream_events_through() {
+    let h = Harness::start().await;
+    h.sim.push_behavior(reply().into());
+    let s =
+        Events::read(h.post("/v1/responses", &responses_body("gpt-responses", true)).await).await;
+    assert_eq!(check_responses_stream(&s, "gpt-responses"), TEXT, "{}", s.raw);
+    // The upstream's own ids survive: nothing was re-encoded.
+    let done = &s.named("response.completed")[0]["response"];
+    assert_eq!(done["id"], "resp_sim0001", "{done}");
+    assert_eq!(done["output"][0]["id"], "msg_sim0001", "{done}");
+    let sent = h.sim.last_request().unwrap().json().unwrap();
+    assert_eq!(sent["model"], "gpt-4o-mini", "the upstream model: {sent}");
+    assert_eq!(sent["input"], "Say hello", "the client's body: {sent}");
+
+    // The upstream's in-band failure reaches the client as the upstream sent it: `error`, then
+    // `response.failed`, numbered on from the events before.
+    h.sim.push_behavior(Behavior::ErrorMidstream { reply: reply(), events: 4 });
+    let s =
+        Events::read(h.post("/v1/responses", &responses_body("gpt-responses", true)).await).await;
+    let names = s.names();
+    assert_eq!(names[names.len() - 2..], ["error", "response.failed"], "{names:?}");
+    for (i, e) in s.events.iter().enumerate() {
+        assert_eq!(e.data["sequence_number"], i, "{}", s.raw);
+    }
+
+    // A cut upstream: the gateway ends the stream with its own `error` and `response.failed`.
+    let paced = Reply::with_n_deltas(20).delay(Duration::from_millis(5));
+    h.sim.push_behavior(Behavior::CutAfter { reply: paced, events: 5 });
+    let s =
+        Events::read(h.post("/v1/responses", &responses_body("gpt-responses", true)).await).await;
+    let names = s.names();
+    assert_eq!(names[names.len() - 2..], ["error", "response.failed"], "{names:?}");
+    assert!(!names.contains(&"response.completed"), "{names:?}");
+    for (i, e) in s.events.iter().enumerate() {
+        assert_eq!(e.data["sequence_number"], i, "{}", s.raw);
+    }
 }

@@ -17,10 +17,10 @@ const CREATED_AT: u64 = 1_735_689_600;
 
 /// The in-band failure as the live API sends it: the fields both flat and nested under `error`
 /// (clients read one or the other), then `response.failed`. One element: both events.
-pub(super) fn midstream_error(opts: &RenderOptions) -> Bytes {
+pub(super) fn midstream_error(opts: &RenderOptions, sequence_number: u64) -> Bytes {
     let error = json!({
         "type": "error",
-        "sequence_number": 9_000,
+        "sequence_number": sequence_number,
         "code": "server_error",
         "message": "The server had an error while processing your request. Sorry about that! (simulated)",
         "param": null,
@@ -36,7 +36,7 @@ pub(super) fn midstream_error(opts: &RenderOptions) -> Bytes {
         "code": "server_error",
         "message": "The server had an error while processing your request. Sorry about that! (simulated)",
     });
-    let failed = json!({"type": "response.failed", "sequence_number": 9_001, "response": failed});
+    let failed = json!({"type": "response.failed", "sequence_number": sequence_number + 1, "response": failed});
     let mut out = sse_event(Some("error"), &error.to_string()).to_vec();
     out.extend_from_slice(&sse_event(Some("response.failed"), &failed.to_string()));
     Bytes::from(out)
@@ -279,11 +279,13 @@ mod tests {
 
     #[test]
     fn midstream_error_is_an_error_event_then_response_failed() {
-        let events = decode(&[midstream_error(&RenderOptions::new("m"))]);
+        let events = decode(&[midstream_error(&RenderOptions::new("m"), 4)]);
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].0, "error");
         assert_eq!(events[0].1["error"]["code"], "server_error");
+        assert_eq!(events[0].1["sequence_number"], 4);
         assert_eq!(events[1].0, "response.failed");
+        assert_eq!(events[1].1["sequence_number"], 5);
         assert_eq!(events[1].1["response"]["status"], "failed");
     }
 }
