@@ -129,6 +129,8 @@ fn check_messages_stream(s: &Events, model: &str) -> String {
     let start = &s.named("message_start")[0]["message"];
     assert_eq!(start["model"], model, "{model}: the public model name");
     assert_eq!(start["role"], "assistant");
+    // The upstream's count where it reports one up front, else the gateway's estimate: never 0.
+    assert!(start["usage"]["input_tokens"].as_u64().unwrap() > 0, "{model}: {start}");
     let delta = s.named("message_delta")[0];
     assert_eq!(delta["delta"]["stop_reason"], "end_turn", "{model}: {}", s.raw);
     assert_eq!(delta["usage"]["output_tokens"], 9, "{model}: {}", s.raw);
