@@ -113,6 +113,14 @@ fn test(root: &Path, no_lint: bool) -> Result<()> {
     let mut ts = Command::new("bash");
     ts.current_dir(root).arg("clients/typescript/run-tests.sh");
     run(ts, "TypeScript client tier")?;
+    // The Python client against a running gateway (mypy --strict, pytest).
+    let mut py = Command::new("bash");
+    py.current_dir(root).arg("clients/python/run-tests.sh");
+    run(py, "Python client tier")?;
+    // Claude Code and Codex as clients (skipped loudly without tests/agents/node_modules).
+    let mut agents = Command::new("bash");
+    agents.current_dir(root).arg("tests/agents/run.sh");
+    run(agents, "agent tier")?;
     // nextest does not run doctests.
     if has_nextest() {
         let mut doc = cargo();

@@ -15,22 +15,40 @@ pub(crate) fn demo_tool_call(body: &[u8]) -> Option<(String, String)> {
     Some((name.to_owned(), arguments))
 }
 
-/// The first tool of an OpenAI, Anthropic, Gemini or Bedrock Converse body, with its schema.
+/// Tools the demo prefers to call when offered: read-only ones, so that a coding agent pointed at
+/// the demo (Claude Code offers `Task` first, which would start a sub-agent that calls it again)
+/// takes one harmless step and gets a result back.
+const PREFERRED: [&str; 6] = ["Read", "LS", "Glob", "read_file", "list_dir", "list_files"];
+
+/// The tool the demo calls, with its schema: the first [`PREFERRED`] one offered, else the first
+/// tool of an OpenAI, Anthropic, Gemini or Bedrock Converse body.
 fn first_tool(body: &Value) -> Option<(&str, Option<&Value>)> {
-    if let Some(tool) = body.get("tools").and_then(|t| t.get(0)) {
+    let tools = offered_tools(body);
+    tools.iter().find(|(name, _)| PREFERRED.contains(name)).or(tools.first()).copied()
+}
+
+fn offered_tools(body: &Value) -> Vec<(&str, Option<&Value>)> {
+    let mut out = Vec::new();
+    for tool in body.get("tools").and_then(Value::as_array).into_iter().flatten() {
         if let Some(f) = tool.get("function") {
-            return Some((f.get("name")?.as_str()?, f.get("parameters")));
-        }
-        if let Some(decl) = tool.get("functionDeclarations").and_then(|d| d.get(0)) {
-            let schema = decl.get("parameters").or_else(|| decl.get("parametersJsonSchema"));
-            return Some((decl.get("name")?.as_str()?, schema));
-        }
-        if let Some(name) = tool.get("name").and_then(Value::as_str) {
-            return Some((name, tool.get("input_schema")));
+            out.extend(f.get("name").and_then(Value::as_str).map(|n| (n, f.get("parameters"))));
+        } else if let Some(decls) = tool.get("functionDeclarations").and_then(Value::as_array) {
+            for decl in decls {
+                let schema = decl.get("parameters").or_else(|| decl.get("parametersJsonSchema"));
+                out.extend(decl.get("name").and_then(Value::as_str).map(|n| (n, schema)));
+            }
+        } else if let Some(name) = tool.get("name").and_then(Value::as_str) {
+            // Anthropic (`input_schema`) and the flat Responses function tools (`parameters`).
+            out.push((name, tool.get("input_schema").or_else(|| tool.get("parameters"))));
         }
     }
-    let spec = body.pointer("/toolConfig/tools/0/toolSpec")?;
-    Some((spec.get("name")?.as_str()?, spec.pointer("/inputSchema/json")))
+    for tool in body.pointer("/toolConfig/tools").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(spec) = tool.get("toolSpec") {
+            let name = spec.get("name").and_then(Value::as_str);
+            out.extend(name.map(|n| (n, spec.pointer("/inputSchema/json"))));
+        }
+    }
+    out
 }
 
 fn tools_forbidden(body: &Value) -> bool {
@@ -45,6 +63,7 @@ fn last_turn_has_tool_result(body: &Value) -> bool {
     let last = body
         .get("messages")
         .or_else(|| body.get("contents"))
+        .or_else(|| body.get("input"))
         .and_then(Value::as_array)
         .and_then(|turns| turns.last());
     let Some(last) = last else { return false };
@@ -52,7 +71,9 @@ fn last_turn_has_tool_result(body: &Value) -> bool {
         return true;
     }
     let text = last.to_string();
-    ["\"tool_result\"", "\"functionResponse\"", "\"toolResult\""].iter().any(|m| text.contains(m))
+    ["\"tool_result\"", "\"functionResponse\"", "\"toolResult\"", "\"function_call_output\""]
+        .iter()
+        .any(|m| text.contains(m))
 }
 
 /// Arguments satisfying the schema's required properties with simple demo values.
@@ -102,6 +123,18 @@ mod tests {
             assert_eq!(name, "get_weather");
             assert_eq!(args, r#"{"city":"Paris","days":1}"#);
         }
+    }
+
+    #[test]
+    fn prefers_a_read_only_tool_and_closes_a_responses_loop() {
+        let agent = r#"{"messages":[{"role":"user","content":"hi"}],"tools":[{"name":"Task","input_schema":{}},{"name":"Bash","input_schema":{}},{"name":"Read","input_schema":{"required":["file_path"]}}]}"#;
+        let (name, args) = demo_tool_call(agent.as_bytes()).unwrap();
+        assert_eq!((name.as_str(), args.as_str()), ("Read", r#"{"file_path":"Paris"}"#));
+        let responses = r#"{"input":[{"type":"function_call_output","call_id":"c","output":"ok"}],"tools":[{"type":"function","name":"shell","parameters":{}}]}"#;
+        assert!(demo_tool_call(responses.as_bytes()).is_none());
+        let fresh =
+            r#"{"input":"hi","tools":[{"type":"function","name":"shell","parameters":{}}]}"#;
+        assert_eq!(demo_tool_call(fresh.as_bytes()).unwrap().0, "shell");
     }
 
     #[test]
