@@ -3,7 +3,7 @@
 #   Claude Code (`@anthropic-ai/claude-code`, Anthropic Messages) with ANTHROPIC_BASE_URL at Prism;
 #   Codex CLI (`@openai/codex`, OpenAI Responses) with a model provider whose base_url is Prism.
 # The gateway serves prism-agents.toml over `prism simulate`.
-# Claude Code completes one turn against every provider, Codex against the Responses lane: the simulator's demo answer to
+# Each completes one turn against a demo model of every provider: the simulator's demo answer to
 # a request that offers tools is a call to the first tool, so every run makes one tool call, gets
 # its result back into the conversation and ends with the demo's text.
 # Needs `npm ci` in this directory (`.ci/run` does it); says SKIPPED loudly otherwise, or fails
@@ -47,10 +47,7 @@ for _ in $(seq 1 100); do
 done
 
 providers=(${PRISM_AGENT_PROVIDERS:-anthropic bedrock-invoke openai openai-responses gemini vertex bedrock})
-# Codex sends tools only an OpenAI Responses upstream can serve (a `namespace` of sub-agent tools,
-# hosted `web_search`); on translated lanes Prism refuses them with a 400 naming the tool, so Codex
-# runs on the Responses pass-through lane.
-codex_providers=(${PRISM_CODEX_PROVIDERS:-openai-responses})
+codex_providers=(${PRISM_CODEX_PROVIDERS:-${providers[*]}})
 failed=0
 mkdir -p "$work/project" "$work/home" "$work/codex-home"
 echo "hello" >"$work/project/README.md"
@@ -81,6 +78,13 @@ done
 
 for provider in "${codex_providers[@]}"; do
   model="demo/$provider"
+  # Codex also offers tools only an OpenAI Responses upstream can run (hosted `web_search`, a
+  # `namespace` of sub-agent tools); Prism refuses those with a 400 naming the tool on translated
+  # lanes, so there Codex runs as documented in docs/protocols.md: without them.
+  codex_extra=()
+  if [ "$provider" != openai-responses ]; then
+    codex_extra=(-c 'web_search="disabled"' -c 'features.multi_agent=false')
+  fi
   out="$work/codex-${model//\//_}.jsonl"
   if (cd "$work/project" && CODEX_HOME="$work/codex-home" HOME="$work/home" \
       timeout 180 node "$codex_cli" exec --json --skip-git-repo-check --sandbox read-only \
@@ -89,7 +93,7 @@ for provider in "${codex_providers[@]}"; do
         -c "model_providers.prism.base_url=\"$base/v1\"" \
         -c 'model_providers.prism.env_key="PRISM_API_KEY"' \
         -c 'model_providers.prism.wire_api="responses"' \
-        -m "$model" "Look around this project, then say hello." </dev/null >"$out" 2>"$out.err") &&
+        "${codex_extra[@]}" -m "$model" "Look around this project, then say hello." </dev/null >"$out" 2>"$out.err") &&
      python3 - "$out" <<'PY'
 import json, sys
 events = [json.loads(line) for line in open(sys.argv[1]) if line.strip().startswith("{")]

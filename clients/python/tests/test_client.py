@@ -45,6 +45,14 @@ def test_reads_the_environment_and_appends_v1(monkeypatch: pytest.MonkeyPatch, b
     monkeypatch.setenv("PRISM_BASE_URL", base_url + "/")
     assert str(Prism().base_url) == base_url + "/v1/"
     assert str(Prism(base_url=base_url + "/v1").base_url) == base_url + "/v1/"
+    # OpenAI's own settings in the environment do not ride along to the gateway.
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-not-for-the-gateway")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-not-for-the-gateway")
+    monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", "X-Not-For-The-Gateway: 1")
+    headers = {k.lower() for k, v in Prism().default_headers.items() if isinstance(v, str)}
+    assert not headers & {"openai-organization", "openai-project", "x-not-for-the-gateway"}, headers
+    kept = Prism(default_headers={"X-Not-For-The-Gateway": "2"}).default_headers
+    assert kept.get("X-Not-For-The-Gateway") == "2"
     monkeypatch.delenv("PRISM_API_KEY")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-not-used")
     with pytest.raises(openai.OpenAIError, match="PRISM_API_KEY"):

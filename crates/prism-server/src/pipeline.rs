@@ -168,7 +168,7 @@ pub(crate) async fn serve(
     } else if protocol == Protocol::Messages {
         // Claude Code's context accounting reads `message_start`'s input tokens; upstreams that
         // report usage only at the end would make it 0 there, so announce the estimate.
-        let estimate = prism_ingress::messages::estimate_input_tokens(&ex.request);
+        let estimate = prism_ingress::messages::estimate_input_tokens(ex.request);
         Box::new(prism_ingress::messages::MessagesEncoder::new(encode).with_input_tokens(estimate))
     } else {
         prism_ingress::stream_encoder(protocol, encode)

@@ -37,6 +37,26 @@ def _base_url(base_url: Optional[str]) -> str:
     return url if url.endswith("/v1") else url + "/v1"
 
 
+# What the `openai` client fills in from OPENAI_* variables when an argument is None. A Prism
+# client talks to a gateway, not to OpenAI: an OpenAI organisation, project or admin key in the
+# environment must not ride along to it.
+_OPENAI_ENV_ATTRS = ("organization", "project", "webhook_secret", "admin_api_key")
+
+
+def _forget_openai_environment(client: Any, passed: Mapping[str, Any]) -> None:
+    for attr in _OPENAI_ENV_ATTRS:
+        if hasattr(client, attr):
+            setattr(client, attr, passed.get(attr))
+    env_headers = os.environ.get("OPENAI_CUSTOM_HEADERS")
+    custom = getattr(client, "_custom_headers", None)
+    if env_headers and isinstance(custom, dict):
+        explicit = passed.get("default_headers") or {}
+        for line in env_headers.split("\n"):
+            name = line.split(":", 1)[0].strip()
+            if name and name not in explicit:
+                custom.pop(name, None)
+
+
 def _status_error(err_msg: str, body: object, response: Any) -> Optional[openai.APIStatusError]:
     error = body.get("error") if isinstance(body, Mapping) else None
     if response.status_code == 403 and is_guardrail_error(error):
@@ -97,9 +117,13 @@ class Prism(openai.OpenAI):
     """
 
     def __init__(self, *, api_key: Optional[str] = None, base_url: Optional[str] = None, **kwargs: Any) -> None:
-        kwargs.setdefault("organization", None)
-        kwargs.setdefault("project", None)
         super().__init__(api_key=_api_key(api_key), base_url=_base_url(base_url), **kwargs)
+        _forget_openai_environment(self, kwargs)
+        # Older `openai` releases assign `chat` in their constructor, hiding the property below.
+        self.__dict__["chat"] = self.chat_resource()
+
+    def chat_resource(self) -> PrismChat:
+        return PrismChat(self)
 
     @cached_property
     def chat(self) -> PrismChat:
@@ -123,9 +147,13 @@ class AsyncPrism(openai.AsyncOpenAI):
     """The `openai.AsyncOpenAI` client for a Prism gateway (same options as `Prism`)."""
 
     def __init__(self, *, api_key: Optional[str] = None, base_url: Optional[str] = None, **kwargs: Any) -> None:
-        kwargs.setdefault("organization", None)
-        kwargs.setdefault("project", None)
         super().__init__(api_key=_api_key(api_key), base_url=_base_url(base_url), **kwargs)
+        _forget_openai_environment(self, kwargs)
+        # Older `openai` releases assign `chat` in their constructor, hiding the property below.
+        self.__dict__["chat"] = self.chat_resource()
+
+    def chat_resource(self) -> AsyncPrismChat:
+        return AsyncPrismChat(self)
 
     @cached_property
     def chat(self) -> AsyncPrismChat:
