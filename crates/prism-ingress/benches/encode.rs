@@ -137,5 +137,36 @@ fn ingress(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ingress);
+/// The pass-through lane's U+2028/U+2029/U+0085 escaping: the same raw upstream chunks copied
+/// out as they are and through `escape_separators`, in one run, so the ratio is its whole cost.
+fn separators(c: &mut Criterion) {
+    let raw: Vec<bytes::Bytes> =
+        canonical(ProviderKind::OpenAi, "gpt-4o-mini").into_iter().filter_map(|c| c.raw).collect();
+    let mut group = c.benchmark_group("pass-through");
+    group.throughput(Throughput::Elements(raw.len() as u64));
+    let mut out = Vec::with_capacity(64 * 1024);
+    group.bench_function("copy", |b| {
+        b.iter(|| {
+            for batch in raw.chunks(BATCH) {
+                out.clear();
+                batch.iter().for_each(|r| out.extend_from_slice(r));
+                black_box(&out);
+            }
+        })
+    });
+    group.bench_function("escaped", |b| {
+        b.iter(|| {
+            for batch in raw.chunks(BATCH) {
+                out.clear();
+                batch
+                    .iter()
+                    .for_each(|r| out.extend_from_slice(&prism_types::json::escape_separators(r)));
+                black_box(&out);
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingress, separators);
 criterion_main!(benches);
