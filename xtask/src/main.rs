@@ -43,6 +43,9 @@ enum Cmd {
     },
 }
 
+/// The crates published to crates.io (`publish = true`); the rest of the workspace is not.
+const PUBLISHED_CRATES: [&str; 4] = ["prism-sse", "prism-types", "prism-providers", "prism-client"];
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let root = workspace_root();
@@ -132,6 +135,14 @@ fn test(root: &Path, no_lint: bool) -> Result<()> {
         ]);
         run(doc, "doctests")?;
     }
+    // The crates a Rust user imports stay publishable: packaged together (each verified against
+    // the others' packages), nothing uploaded. Dirty is allowed so a working tree can be checked.
+    let mut package = cargo();
+    package.current_dir(root).args(["package", "--locked", "--allow-dirty"]);
+    for name in PUBLISHED_CRATES {
+        package.args(["-p", name]);
+    }
+    run(package, "cargo package (published crates)")?;
     Ok(())
 }
 

@@ -1,9 +1,4 @@
-//! Provider translators: per provider, an OpenAI request → native `http::Request` builder, a
-//! native stream → OpenAI `chat.completion.chunk` state machine, a whole-response translator and
-//! error mapping.
-//!
-//! Pure code: no sockets, no clock, no runtime. The server executes the requests these builders
-//! produce and feeds the response bytes to [`translate::ByteTranslator`]s.
+#![doc = include_str!("../README.md")]
 
 pub mod anthropic;
 pub mod bedrock;

@@ -1,8 +1,4 @@
-//! OpenAI Chat Completions wire types: the contract every other Prism crate speaks.
-//!
-//! Serialisation matches what OpenAI itself emits: `"finish_reason":null` on chunks before the
-//! last, `"logprobs":null` on every chunk choice, `choices: []` on the usage chunk. Unknown request
-//! fields are kept in flattened maps so nothing a client sends is silently dropped.
+#![doc = include_str!("../README.md")]
 
 mod chunk;
 mod completion;
