@@ -406,18 +406,16 @@ async fn respond(
         }
         Behavior::Hang => std::future::pending().await,
         Behavior::Stall { reply, events } => {
-            partial_response(shared, ctx, reply, *events, Tail::Stall, None).await
+            partial_response(shared, ctx, reply, *events, Tail::Stall, false).await
         }
         Behavior::CutAfter { reply, events } => {
-            partial_response(shared, ctx, reply, *events, Tail::Abort, None).await
+            partial_response(shared, ctx, reply, *events, Tail::Abort, false).await
         }
         Behavior::EndAfter { reply, events } => {
-            partial_response(shared, ctx, reply, *events, Tail::End, None).await
+            partial_response(shared, ctx, reply, *events, Tail::End, false).await
         }
         Behavior::ErrorMidstream { reply, events } => {
-            let sent = (*events).min(rendered(shared, ctx, reply, false).len());
-            let error = render::render_midstream_error(wire, &ctx.opts, sent);
-            partial_response(shared, ctx, reply, *events, Tail::End, Some(error)).await
+            partial_response(shared, ctx, reply, *events, Tail::End, true).await
         }
     }
 }
@@ -468,22 +466,22 @@ async fn reply_response(
     }
 }
 
-/// The first `n` events of `reply`, then `extra` (if any) and `tail`. A non-streaming request
-/// gets the first half of the body (or `extra`'s JSON for an in-band error).
+/// The first `n` events of `reply`, then the provider's in-band error if `in_band_error`, then
+/// `tail`. A non-streaming request gets the first half of the body (or the error's JSON).
 async fn partial_response(
     shared: &Shared,
     ctx: &Ctx,
     reply: &Reply,
     n: usize,
     tail: Tail,
-    extra: Option<Bytes>,
+    in_band_error: bool,
 ) -> Response<SimBody> {
     let wire = ctx.route.wire;
     let events = rendered(shared, ctx, reply, false);
     sleep(reply.headers_delay).await;
     if !ctx.stream {
         sleep(reply.first_delay).await;
-        if extra.is_some() {
+        if in_band_error {
             let json = Bytes::from_static(render::midstream_error_json(wire).as_bytes());
             return ok_response(wire, false, SimBody::full(json));
         }
@@ -497,7 +495,9 @@ async fn partial_response(
     }
     let n = n.min(events.len());
     let mut list: Vec<Bytes> = events[..n].to_vec();
-    list.extend(extra);
+    if in_band_error {
+        list.push(render::render_midstream_error(wire, &ctx.opts, n));
+    }
     let len = list.len();
     let body = SimBody::events(list.into(), len, tail, Pacing::of(reply));
     ok_response(wire, ctx.route.sse, body)

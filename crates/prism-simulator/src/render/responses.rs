@@ -17,24 +17,27 @@ const CREATED_AT: u64 = 1_735_689_600;
 
 /// The in-band failure as the live API sends it: the fields both flat and nested under `error`
 /// (clients read one or the other), then `response.failed`. One element: both events.
+const MIDSTREAM_MESSAGE: &str =
+    "The server had an error while processing your request. Sorry about that! (simulated)";
+
 pub(super) fn midstream_error(opts: &RenderOptions, sequence_number: u64) -> Bytes {
     let error = json!({
         "type": "error",
         "sequence_number": sequence_number,
         "code": "server_error",
-        "message": "The server had an error while processing your request. Sorry about that! (simulated)",
+        "message": MIDSTREAM_MESSAGE,
         "param": null,
         "error": {
             "type": "server_error",
             "code": "server_error",
-            "message": "The server had an error while processing your request. Sorry about that! (simulated)",
+            "message": MIDSTREAM_MESSAGE,
             "param": null,
         },
     });
     let mut failed = response_object(opts, "failed", Vec::new(), Value::Null);
     failed["error"] = json!({
         "code": "server_error",
-        "message": "The server had an error while processing your request. Sorry about that! (simulated)",
+        "message": MIDSTREAM_MESSAGE,
     });
     let failed = json!({"type": "response.failed", "sequence_number": sequence_number + 1, "response": failed});
     let mut out = sse_event(Some("error"), &error.to_string()).to_vec();
