@@ -87,6 +87,8 @@ pub enum CacheOp {
     Get,
     /// Writing an entry.
     Put,
+    /// Another command or script, run by a user of [`crate::RedisStore::run`].
+    Command,
 }
 
 impl CacheOp {
@@ -96,6 +98,7 @@ impl CacheOp {
             CacheOp::Connect => "connect",
             CacheOp::Get => "get",
             CacheOp::Put => "put",
+            CacheOp::Command => "command",
         }
     }
 }

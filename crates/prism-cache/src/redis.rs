@@ -167,6 +167,25 @@ impl RedisStore {
         &self.inner.key_prefix
     }
 
+    /// Runs `command` on the shared connection, under the same timeout, breaker and connect
+    /// backoff as the cache's own operations: other parts of the gateway (the usage ledger's
+    /// counters) reuse this link instead of opening their own.
+    ///
+    /// # Errors
+    /// [`CacheError::Unavailable`], [`CacheError::Timeout`], or the command's own error as
+    /// [`CacheError::Backend`].
+    pub async fn run<T, F, Fut>(&self, command: F) -> Result<T, CacheError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, redis::RedisError>>,
+    {
+        self.bounded(CacheOp::Command, async {
+            let conn = self.connection(true).await?;
+            command(conn).await.map_err(|e| backend_error(CacheOp::Command, e))
+        })
+        .await
+    }
+
     /// The connection, starting a connect attempt if there is none and none is under way. With
     /// `respect_backoff`, a recent failure is answered at once instead of retried.
     async fn connection(&self, respect_backoff: bool) -> Result<ConnectionManager, CacheError> {

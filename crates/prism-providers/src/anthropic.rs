@@ -51,7 +51,7 @@ mod request;
 mod stream;
 #[cfg(test)]
 mod tests;
-mod wire;
+pub(crate) mod wire;
 
 pub use stream::{EventTranslator, StreamPipeline};
 
@@ -314,7 +314,7 @@ fn map_stop_reason(reason: Option<&str>) -> (FinishReason, Option<&str>) {
 }
 
 /// OpenAI usage from Anthropic's counters.
-fn usage_from_wire(u: &wire::WireUsage) -> Usage {
+pub(crate) fn usage_from_wire(u: &wire::WireUsage) -> Usage {
     let cache_read = u.cache_read_input_tokens.unwrap_or(0);
     let cache_creation = u.cache_creation_input_tokens.unwrap_or(0);
     let prompt = u.input_tokens.unwrap_or(0) + cache_read + cache_creation;

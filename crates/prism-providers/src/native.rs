@@ -210,6 +210,25 @@ pub fn rewrite_response(api: NativeApi, body: &[u8], public_model: &str) -> Byte
     }
 }
 
+/// The usage of a whole non-streamed native answer, in canonical form (for the usage ledger);
+/// `None` when the body carries none.
+pub fn response_usage(api: NativeApi, body: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    struct WithUsage<U> {
+        usage: Option<U>,
+    }
+    match api {
+        NativeApi::AnthropicMessages => {
+            let parsed: WithUsage<anthropic::wire::WireUsage> = serde_json::from_slice(body).ok()?;
+            parsed.usage.map(|u| anthropic::usage_from_wire(&u))
+        }
+        NativeApi::OpenAiResponses => {
+            let parsed: WithUsage<ResponsesUsage> = serde_json::from_slice(body).ok()?;
+            parsed.usage.map(|u| u.canonical())
+        }
+    }
+}
+
 /// Writes one native SSE event: `event: <name>` and the data.
 fn write_native_event(out: &mut BytesMut, name: &str, data: &[u8]) {
     let data = prism_types::json::escape_separators(data);
@@ -463,6 +482,32 @@ struct ResponsesUsage {
     input_tokens: u64,
     output_tokens: u64,
     input_tokens_details: Option<CachedTokens>,
+    output_tokens_details: Option<ReasoningTokens>,
+}
+
+impl ResponsesUsage {
+    fn canonical(&self) -> Usage {
+        let mut usage = Usage::new(self.input_tokens, self.output_tokens);
+        if let Some(cached) = self.input_tokens_details.as_ref().and_then(|d| d.cached_tokens) {
+            usage.prompt_tokens_details =
+                Some(PromptTokensDetails { cached_tokens: Some(cached), audio_tokens: None });
+        }
+        if let Some(reasoning) =
+            self.output_tokens_details.as_ref().and_then(|d| d.reasoning_tokens)
+        {
+            usage.completion_tokens_details = Some(prism_types::CompletionTokensDetails {
+                reasoning_tokens: Some(reasoning),
+                ..Default::default()
+            });
+        }
+        usage
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ReasoningTokens {
+    reasoning_tokens: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -540,16 +585,7 @@ impl ResponsesRelay {
             "response.completed" | "response.incomplete" | "response.failed" => {
                 let response = event.response.as_ref();
                 if let Some(usage) = response.and_then(|r| r.usage.as_ref()) {
-                    let mut canonical = Usage::new(usage.input_tokens, usage.output_tokens);
-                    if let Some(cached) =
-                        usage.input_tokens_details.as_ref().and_then(|d| d.cached_tokens)
-                    {
-                        canonical.prompt_tokens_details = Some(PromptTokensDetails {
-                            cached_tokens: Some(cached),
-                            audio_tokens: None,
-                        });
-                    }
-                    self.emitter.set_usage(canonical);
+                    self.emitter.set_usage(usage.canonical());
                 }
                 let reason = match event.kind.as_str() {
                     "response.incomplete" => match response

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use prism_cache::{CacheBackend, CacheConfig, CacheError, ModelCacheConfig};
+use prism_ledger::{FailureMode, LimitSpec, Pricing, SinkConfig};
 use prism_providers::{Credentials, Deployment, ProviderKind, Secret};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -99,6 +100,43 @@ pub struct Config {
     pub cache: Option<CacheConfig>,
     /// Guardrail rules (`[guardrails]`, and each model's and key's `guardrails`), compiled.
     pub guardrails: GuardrailPolicy,
+    /// The usage ledger (`[usage]`): limit counters and record sinks.
+    pub usage: UsageSettings,
+    /// Prices by upstream model: the shipped table with `[pricing]` on top.
+    pub pricing: Pricing,
+}
+
+/// `[usage]`, resolved.
+#[derive(Debug, Clone)]
+pub struct UsageSettings {
+    /// Where the limit counters live.
+    pub counters: Counters,
+    /// What admission does when the counters cannot be reached.
+    pub failure_mode: FailureMode,
+    /// Where usage records go (none by default; the in-memory totals are always kept).
+    pub sinks: SinkConfig,
+}
+
+impl Default for UsageSettings {
+    fn default() -> Self {
+        UsageSettings {
+            counters: Counters::Memory,
+            failure_mode: FailureMode::default(),
+            sinks: SinkConfig { queue_capacity: DEFAULT_USAGE_QUEUE, ..SinkConfig::default() },
+        }
+    }
+}
+
+/// Records each usage sink may hold while it is slow or down.
+const DEFAULT_USAGE_QUEUE: usize = 10_000;
+
+/// Where the limit counters live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counters {
+    /// In this process: limits hold per instance.
+    Memory,
+    /// In Redis: limits hold across every instance sharing it.
+    Redis(prism_cache::RedisConfig),
 }
 
 /// One client key: who it is and which models it may use. The key itself is kept only as its
@@ -110,6 +148,12 @@ pub struct ClientKey {
     digest: [u8; 32],
     /// The models this key may use.
     pub models: ModelAccess,
+    /// This key's limits over all models.
+    pub limits: Option<LimitSpec>,
+    /// This key's limits on single models, by public model name.
+    pub model_limits: BTreeMap<String, LimitSpec>,
+    /// May read `/v1/usage`.
+    pub admin: bool,
 }
 
 impl fmt::Debug for ClientKey {
@@ -121,7 +165,14 @@ impl fmt::Debug for ClientKey {
 impl ClientKey {
     /// A key from its plain text (hashed at once).
     pub fn from_plain(name: impl Into<String>, key: &str, models: ModelAccess) -> Self {
-        ClientKey { name: name.into(), digest: sha256(key.as_bytes()), models }
+        ClientKey {
+            name: name.into(),
+            digest: sha256(key.as_bytes()),
+            models,
+            limits: None,
+            model_limits: BTreeMap::new(),
+            admin: false,
+        }
     }
 
     /// Whether this key may use the public model `model`.
@@ -152,6 +203,8 @@ pub struct ModelRoute {
     /// This model's cache settings; `None` caches it with `cache.default_ttl_secs` whenever
     /// [`Config::cache`] is set.
     pub cache: Option<ModelCacheConfig>,
+    /// This model's limits over all keys.
+    pub limits: Option<LimitSpec>,
 }
 
 /// One deployment of a public model.
@@ -445,7 +498,8 @@ fn resolve(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
             });
         }
         let model_cache = resolve_model_cache(m.cache, &field, cache.is_some())?;
-        models.push(ModelRoute { name, deployments, cache: model_cache });
+        let limits = resolve_limit_spec(m.limits.as_ref(), &format!("{field}.limits"))?;
+        models.push(ModelRoute { name, deployments, cache: model_cache, limits });
     }
 
     let mut keys = Vec::with_capacity(raw.keys.len());
@@ -519,7 +573,25 @@ fn resolve(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
                 ModelAccess::Only(list.clone())
             }
         };
-        keys.push(ClientKey { name: k.name.clone(), digest, models: models_allowed });
+        let limits = resolve_limit_spec(k.limits.as_ref(), &format!("{field}.limits"))?;
+        let mut model_limits = BTreeMap::new();
+        for (model, spec) in &k.model_limits {
+            let mfield = format!("{field}.model_limits.{model:?}");
+            if !seen.contains(model) {
+                return Err(ConfigError::invalid(mfield, "no model of this name under [[models]]"));
+            }
+            if let Some(spec) = resolve_limit_spec(Some(spec), &mfield)? {
+                model_limits.insert(model.clone(), spec);
+            }
+        }
+        keys.push(ClientKey {
+            name: k.name.clone(),
+            digest,
+            models: models_allowed,
+            limits,
+            model_limits,
+            admin: k.admin,
+        });
     }
     if keys.is_empty() {
         return Err(ConfigError::invalid("keys", "at least one [[keys]] entry is required"));
@@ -531,6 +603,14 @@ fn resolve(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
     )
     .map_err(|e| ConfigError::Invalid { field: e.field, message: e.message })?;
 
+    let usage = resolve_usage(&raw.usage, cache.as_ref(), env)?;
+    let pricing = Pricing::with_defaults(&raw.pricing).map_err(|model| {
+        ConfigError::invalid(
+            format!("pricing.{model:?}"),
+            "prices are US dollars per million tokens: numbers, 0 or more",
+        )
+    })?;
+
     Ok(Config {
         listen,
         keys,
@@ -541,6 +621,99 @@ fn resolve(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
         usage_on_finish: raw.usage_on_finish.unwrap_or(true),
         cache,
         guardrails,
+        usage,
+        pricing,
+    })
+}
+
+/// A `limits` table: checked, and `None` when it limits nothing.
+fn resolve_limit_spec(
+    spec: Option<&LimitSpec>,
+    field: &str,
+) -> Result<Option<LimitSpec>, ConfigError> {
+    let Some(spec) = spec else { return Ok(None) };
+    spec.validate(field).map_err(|(field, message)| ConfigError::invalid(field, message))?;
+    Ok((!spec.is_empty()).then(|| spec.clone()))
+}
+
+/// `[usage]`: the counters' Redis (its own, or the cache's with a `usage:` prefix), the sinks.
+fn resolve_usage(
+    raw: &raw::RawUsage,
+    cache: Option<&CacheConfig>,
+    env: EnvLookup<'_>,
+) -> Result<UsageSettings, ConfigError> {
+    let counters = match raw.counters.unwrap_or(raw::RawCounters::Memory) {
+        raw::RawCounters::Memory => {
+            if raw.redis.is_some() {
+                return Err(ConfigError::invalid(
+                    "usage.redis",
+                    "set usage.counters = \"redis\" to use it (the counters are in memory)",
+                ));
+            }
+            Counters::Memory
+        }
+        raw::RawCounters::Redis => {
+            let mut redis = match (&raw.redis, cache) {
+                (Some(own), _) => own.clone(),
+                (None, Some(c)) if c.backend == CacheBackend::Redis => {
+                    let mut shared = c.redis.clone();
+                    shared.key_prefix.push_str("usage:");
+                    shared
+                }
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "usage.counters",
+                        "\"redis\" needs a [usage.redis] table (or a Redis [cache] to share)",
+                    ));
+                }
+            };
+            redis.url = interpolate(&redis.url, "usage.redis.url", env)?;
+            redis.key_prefix = interpolate(&redis.key_prefix, "usage.redis.key_prefix", env)?;
+            prism_cache::RedisStore::new(&redis).map_err(|e| match e {
+                CacheError::InvalidConfig { field, reason } => ConfigError::invalid(
+                    field.replacen("cache.", "usage.", 1),
+                    reason,
+                ),
+                other => ConfigError::invalid("usage.redis", other.to_string()),
+            })?;
+            Counters::Redis(redis)
+        }
+    };
+    let queue_capacity = match raw.queue_capacity {
+        None => DEFAULT_USAGE_QUEUE,
+        Some(n @ 1..=1_000_000) => n as usize,
+        Some(_) => {
+            return Err(ConfigError::invalid(
+                "usage.queue_capacity",
+                "must be between 1 and 1000000",
+            ));
+        }
+    };
+    let jsonl = match &raw.jsonl {
+        None => None,
+        Some(j) => {
+            let path = interpolate(&j.path, "usage.jsonl.path", env)?;
+            if path.is_empty() {
+                return Err(ConfigError::invalid("usage.jsonl.path", "must not be empty (- is stdout)"));
+            }
+            Some(prism_ledger::JsonlConfig { path })
+        }
+    };
+    let postgres = match &raw.postgres {
+        None => None,
+        Some(p) => {
+            let mut pg = p.clone();
+            pg.url = interpolate(&pg.url, "usage.postgres.url", env)?;
+            pg.validate().map_err(|(field, message)| {
+                ConfigError::invalid(format!("usage.postgres.{field}"), message)
+            })?;
+            Some(pg)
+        }
+    };
+    Ok(UsageSettings {
+        counters,
+        failure_mode: raw.failure_mode.unwrap_or_default(),
+        sinks: SinkConfig { jsonl, postgres, queue_capacity },
     })
 }
 

@@ -77,6 +77,26 @@ pub enum GatewayError {
         /// The error to show.
         error: ErrorObject,
     },
+    /// Over a rate limit, concurrency limit or spend budget of the usage ledger.
+    #[error("limited: {message}")]
+    Limited {
+        /// Which limit, for the client (never another tenant's figures).
+        message: String,
+        /// OpenAI's error type: `requests`, `tokens` or `insufficient_quota`.
+        kind: &'static str,
+        /// `rate_limit_exceeded` or `insufficient_quota`.
+        code: &'static str,
+        /// When trying again can succeed; `None` when it cannot (a request over the limit).
+        retry_after: Option<Duration>,
+        /// The ledger's label of the limit (`tpm`, `daily_budget`, …).
+        label: &'static str,
+    },
+    /// The limit counters are unreachable and the ledger fails closed.
+    #[error("limit counters unavailable")]
+    LimitsUnavailable,
+    /// An endpoint that needs an admin key.
+    #[error("admin key required")]
+    AdminOnly,
     /// A bug or an impossible state; details are in the log, not in the response.
     #[error("internal error")]
     Internal,
@@ -93,7 +113,9 @@ impl GatewayError {
         match self {
             GatewayError::InvalidRequest { .. } => 400,
             GatewayError::Unauthorized => 401,
-            GatewayError::Forbidden { .. } => 403,
+            GatewayError::Forbidden { .. } | GatewayError::AdminOnly => 403,
+            GatewayError::Limited { .. } => 429,
+            GatewayError::LimitsUnavailable => 503,
             GatewayError::ModelNotFound { .. } | GatewayError::RouteNotFound { .. } => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::PayloadTooLarge { .. } => 413,
@@ -159,6 +181,18 @@ impl GatewayError {
                 ErrorObject::new("timeout_error", message).with_code("timeout")
             }
             GatewayError::Rejected { error, .. } => error.clone(),
+            GatewayError::Limited { message, kind, code, .. } => {
+                ErrorObject::new(*kind, message.clone()).with_code(*code)
+            }
+            GatewayError::LimitsUnavailable => ErrorObject::new(
+                "server_error",
+                "the gateway cannot check this key's limits right now; retry shortly",
+            )
+            .with_code("limits_unavailable"),
+            GatewayError::AdminOnly => {
+                ErrorObject::new("permission_error", "this endpoint needs an admin key")
+                    .with_code("admin_key_required")
+            }
             GatewayError::Internal => ErrorObject::new("server_error", "internal gateway error"),
         }
     }
@@ -167,7 +201,10 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             GatewayError::Upstream(e) => e.retry_after_secs.map(Duration::from_secs),
-            GatewayError::Overloaded => Some(Duration::from_secs(1)),
+            GatewayError::Overloaded | GatewayError::LimitsUnavailable => {
+                Some(Duration::from_secs(1))
+            }
+            GatewayError::Limited { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -195,6 +232,9 @@ impl GatewayError {
                 _ => "timeout_total",
             },
             GatewayError::Rejected { .. } => "rejected",
+            GatewayError::Limited { label, .. } => label,
+            GatewayError::LimitsUnavailable => "limits_unavailable",
+            GatewayError::AdminOnly => "admin_only",
             GatewayError::Internal => "internal",
         }
     }

@@ -17,6 +17,7 @@ mod cache;
 mod checks;
 mod ingress;
 mod pipeline;
+mod report;
 mod respond;
 mod routes;
 mod stream;
@@ -31,6 +32,7 @@ mod hooks;
 mod metrics;
 mod server;
 mod state;
+mod usage;
 
 pub use body::ResponseBody;
 pub use config::{Config, ConfigError, EmbeddedOptions};

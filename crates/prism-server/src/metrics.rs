@@ -30,6 +30,10 @@ pub struct Metrics {
     stream_duration: Histogram<2>,
     active_streams: AtomicI64,
     guardrail_findings: Counter<4>,
+    /// Micro-dollars, rendered as dollars.
+    cost_micros: Counter<2>,
+    rate_limited: Counter<1>,
+    ledger_errors: Counter<2>,
 }
 
 impl Default for Metrics {
@@ -47,6 +51,9 @@ impl Default for Metrics {
             stream_duration: Histogram::new(["model", "provider"], &DURATION_BUCKETS),
             active_streams: AtomicI64::new(0),
             guardrail_findings: Counter::new(["rule", "detector", "stage", "mode"]),
+            cost_micros: Counter::new(["model", "provider"]),
+            rate_limited: Counter::new(["limit"]),
+            ledger_errors: Counter::new(["backend", "op"]),
         }
     }
 }
@@ -120,6 +127,21 @@ impl Metrics {
         self.guardrail_findings.add([rule, detector, stage, mode], 1);
     }
 
+    /// Adds a request's cost, in US dollars.
+    pub(crate) fn cost(&self, model: &str, provider: &str, usd: f64) {
+        self.cost_micros.add([model, provider], prism_ledger::limits::usd_to_micros(usd));
+    }
+
+    /// Counts a request refused by the usage ledger; `limit` is its label (`tpm`, …).
+    pub(crate) fn rate_limited(&self, limit: &str) {
+        self.rate_limited.add([limit], 1);
+    }
+
+    /// Counts a failed admission or settlement on the limit counters.
+    pub(crate) fn ledger_error(&self, backend: &str, op: &str) {
+        self.ledger_errors.add([backend, op], 1);
+    }
+
     /// Streams currently open.
     pub fn active_streams(&self) -> i64 {
         self.active_streams.load(Ordering::Relaxed)
@@ -183,6 +205,22 @@ impl Metrics {
             "prism_guardrail_findings_total",
             "Guardrail findings by rule, detector, stage (input, output) and mode (enforce, monitor).",
         );
+        self.cost_micros.render_scaled(
+            &mut out,
+            "prism_cost_usd_total",
+            "Spend in US dollars by model and provider, from the [pricing] table.",
+            1e-6,
+        );
+        self.rate_limited.render(
+            &mut out,
+            "prism_rate_limited_total",
+            "Requests refused by a rate limit, concurrency limit or budget, by limit.",
+        );
+        self.ledger_errors.render(
+            &mut out,
+            "prism_ledger_errors_total",
+            "Failed operations on the limit counters, by backend and operation.",
+        );
         let _ = writeln!(out, "# HELP prism_active_streams Streams currently open.");
         let _ = writeln!(out, "# TYPE prism_active_streams gauge");
         let _ = writeln!(out, "prism_active_streams {}", self.active_streams());
@@ -222,13 +260,22 @@ impl<const N: usize> Counter<N> {
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
+        self.render_scaled(out, name, help, 1.0);
+    }
+
+    /// Renders each count times `scale` (a counter kept in smaller integer units).
+    fn render_scaled(&self, out: &mut String, name: &str, help: &str, scale: f64) {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} counter");
         let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         for (labels, value) in series.iter() {
             let _ = write!(out, "{name}");
             write_labels(out, &self.names, labels, None);
-            let _ = writeln!(out, " {value}");
+            if scale == 1.0 {
+                let _ = writeln!(out, " {value}");
+            } else {
+                let _ = writeln!(out, " {}", *value as f64 * scale);
+            }
         }
     }
 }

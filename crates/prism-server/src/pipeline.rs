@@ -14,7 +14,8 @@ use prism_cache::CACHE_STATUS_HEADER;
 use prism_ingress::{EncodeContext, Protocol};
 use prism_providers::StreamContext;
 use prism_providers::native::{NativeApi, NativeRequest};
-use prism_types::ChatCompletion;
+use prism_types::{ChatCompletion, Usage};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::Span;
 
@@ -23,12 +24,14 @@ use crate::attempts::{self, Answer, Exchange, Native, Unserved};
 use crate::body::ResponseBody;
 use crate::cache;
 use crate::checks;
+use crate::config::ModelRoute;
 use crate::error::GatewayError;
 use crate::hooks::{CacheRequest, Caller, Compute};
 use crate::ingress::{self, Inbound};
 use crate::respond::{self, NO_LABEL};
 use crate::state::AppState;
 use crate::stream::{SseBody, StreamMeta};
+use crate::usage::{self, Answered, RequestFacts, Ticket};
 
 /// Serves one model request of `protocol`.
 pub(crate) async fn serve(
@@ -36,6 +39,7 @@ pub(crate) async fn serve(
     protocol: Protocol,
     req: http::Request<Incoming>,
     span: &Span,
+    request_id: &str,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let books = Books { state, protocol };
@@ -43,9 +47,8 @@ pub(crate) async fn serve(
         Ok(inbound) => inbound,
         Err(e) => return books.reject(NO_LABEL, &e),
     };
-    let Inbound { key, decoded, headers, .. } = &inbound;
-    let request = &decoded.request;
-    let Admitted { route, permit } = match admission::admit(state, key, &request.model) {
+    let request = &inbound.decoded.request;
+    let Admitted { route, permit } = match admission::admit(state, &inbound.key, &request.model) {
         Ok(admitted) => admitted,
         Err(refused) => {
             let label = refused.route.map_or(NO_LABEL, |r| r.name.as_str());
@@ -54,6 +57,40 @@ pub(crate) async fn serve(
     };
     let model = route.name.as_str();
     span.record("model", model);
+    // The usage ledger: limits and budgets, then one usage record however the request ends.
+    let facts = RequestFacts { request_id, protocol, key: &inbound.key, route, request, started };
+    let mut ticket = match usage::admit(state, &facts).await {
+        Ok(ticket) => Some(ticket),
+        Err((e, rate_headers)) => {
+            let mut resp = books.reject(model, &e);
+            usage::set_rate_headers(&mut resp, &rate_headers);
+            return resp;
+        }
+    };
+    let mut resp = answer(state, books, &inbound, route, permit, span, started, &mut ticket).await;
+    // A whole answer (or an error): the stream, when there is one, took its ticket.
+    if let Some(mut ticket) = ticket.take() {
+        ticket.finish_response(&mut resp);
+    }
+    resp
+}
+
+/// An admitted request from the input checks to its answer. A stream takes `ticket` with it.
+#[allow(clippy::too_many_arguments)] // the request's parts, borrowed from `serve`
+async fn answer(
+    state: &Arc<AppState>,
+    books: Books<'_>,
+    inbound: &Inbound<'_>,
+    route: &ModelRoute,
+    permit: Option<OwnedSemaphorePermit>,
+    span: &Span,
+    started: Instant,
+    ticket: &mut Option<Ticket>,
+) -> Response<ResponseBody> {
+    let protocol = books.protocol;
+    let Inbound { key, decoded, headers, .. } = inbound;
+    let request = &decoded.request;
+    let model = route.name.as_str();
     let caller = Caller { key_name: &key.name };
     // Headers the hooks add for the client (guardrail warnings); empty, and free, without them.
     let mut hook_headers = HeaderMap::new();
@@ -122,12 +159,14 @@ pub(crate) async fn serve(
             }
             None => match books.complete(&ex, caller, &mut hook_headers).await {
                 Ok(done) => {
+                    let answered = done.answered();
                     let mut resp = if done.native {
                         respond::native(done.body, hook_headers)
                     } else {
                         respond::completion(protocol, done.body, &encode, hook_headers)
                     };
                     respond::set_attempts(&mut resp, done.attempts, Some(done.provider));
+                    resp.extensions_mut().insert(answered);
                     resp
                 }
                 Err(resp) => resp,
@@ -152,16 +191,23 @@ pub(crate) async fn serve(
         tracing::error!(provider, "a streaming request was answered with a whole completion");
         return respond::error(protocol, &GatewayError::Internal);
     };
-    state.metrics.ttft(model, provider, primed.first_content_at.saturating_duration_since(started));
+    let ttft = primed.first_content_at.saturating_duration_since(started);
+    state.metrics.ttft(model, provider, ttft);
+    let ticket = ticket.take();
+    let rate_headers = ticket.as_ref().map(|t| *t.rate_headers()).unwrap_or_default();
     let meta = StreamMeta {
         state: Arc::clone(state),
         model: model.to_owned(),
         provider: provider.to_owned(),
+        upstream_model: served.target.deployment.upstream_model.clone(),
         started,
         total_deadline,
         span: span.clone(),
         permit,
         credentials: served.target.deployment.credentials.clone(),
+        ticket,
+        ttft,
+        attempts: served.attempts,
     };
     let encoder: Box<dyn prism_ingress::StreamEncoder> = if primed.native {
         prism_ingress::native::encoder(protocol)
@@ -177,6 +223,7 @@ pub(crate) async fn serve(
     let mut resp = Response::new(ResponseBody::sse(body));
     respond::stream_head(&mut resp, hook_headers);
     respond::set_attempts(&mut resp, served.attempts, Some(provider));
+    usage::set_rate_headers(&mut resp, &rate_headers);
     cache::mark_bypass(state, &mut resp);
     resp
 }
@@ -188,8 +235,23 @@ struct Completed<'r> {
     attempts: u32,
     /// The configured provider that answered.
     provider: &'r str,
+    /// The deployment's upstream model id (the price list's key).
+    upstream_model: &'r str,
+    /// The upstream's usage, for the ledger.
+    usage: Option<Usage>,
     /// `body` is a same-protocol lane's answer, already in the client's protocol.
     native: bool,
+}
+
+impl Completed<'_> {
+    fn answered(&self) -> Answered {
+        Answered {
+            provider: self.provider.to_owned(),
+            upstream_model: Some(self.upstream_model.to_owned()),
+            usage: self.usage.clone(),
+            attempts: self.attempts,
+        }
+    }
 }
 
 /// The bookkeeping every answer shares: its metrics and log lines, in the client's protocol.
@@ -235,12 +297,24 @@ impl<'s> Books<'s> {
         let model = ex.route.name.as_str();
         let served = attempts::serve(state, ex).await.map_err(|u| self.unserved(model, &u))?;
         let provider = served.target.provider.as_str();
+        let upstream_model = served.target.deployment.upstream_model.as_str();
         state.metrics.request(self.protocol.as_str(), model, provider, 200);
         tracing::info!(attempts = served.attempts, provider, stream = false, "upstream answered");
         let mut completion = match served.answer {
             Answer::Completion(completion) => completion,
             Answer::Native(body) => {
-                return Ok(Completed { body, attempts: served.attempts, provider, native: true });
+                let usage = ex
+                    .native
+                    .as_ref()
+                    .and_then(|n| prism_providers::native::response_usage(n.request.api, &body));
+                return Ok(Completed {
+                    body,
+                    attempts: served.attempts,
+                    provider,
+                    upstream_model,
+                    usage,
+                    native: true,
+                });
             }
             Answer::Stream(_) => {
                 tracing::error!(provider, "a non-streaming request was answered with a stream");
@@ -258,7 +332,14 @@ impl<'s> Books<'s> {
         }
         let body = respond::serialize(&completion)
             .ok_or_else(|| respond::error(self.protocol, &GatewayError::Internal))?;
-        Ok(Completed { body, attempts: served.attempts, provider, native: false })
+        Ok(Completed {
+            body,
+            attempts: served.attempts,
+            provider,
+            upstream_model,
+            usage: completion.usage.clone(),
+            native: false,
+        })
     }
 
     /// The non-streaming path through the cache: the upstream call and the output checks run
@@ -276,10 +357,10 @@ impl<'s> Books<'s> {
     ) -> Response<ResponseBody> {
         let cache_control = cache::cache_control(request_headers);
         // Set by the compute when this request called the provider itself.
-        let mut origin: Option<(u32, &str)> = None;
+        let mut origin: Option<Answered> = None;
         let compute: Compute<'_> = Box::pin(async {
             let done = self.complete(ex, caller, &mut hook_headers).await?;
-            origin = Some((done.attempts, done.provider));
+            origin = Some(done.answered());
             Ok((done.body, true))
         });
         let request = CacheRequest {
@@ -291,12 +372,19 @@ impl<'s> Books<'s> {
         let served = cache.serve(request, compute).await;
         let mut resp = match (served.result, origin) {
             (Err(resp), _) => resp,
-            (Ok(body), Some((attempts, provider))) => {
+            (Ok(body), Some(answered)) => {
                 let mut resp = respond::completion(self.protocol, body, encode, hook_headers);
-                respond::set_attempts(&mut resp, attempts, Some(provider));
+                respond::set_attempts(&mut resp, answered.attempts, Some(&answered.provider));
+                resp.extensions_mut().insert(answered);
                 resp
             }
-            (Ok(body), None) => self.serve_cached(ex, caller, encode, body, hook_headers),
+            (Ok(body), None) => {
+                let mut resp = self.serve_cached(ex, caller, encode, body, hook_headers);
+                // No upstream call: nothing is billed.
+                let cache_hit = Answered { provider: "cache".into(), ..Answered::default() };
+                resp.extensions_mut().insert(cache_hit);
+                resp
+            }
         };
         resp.headers_mut()
             .insert(CACHE_STATUS_HEADER, HeaderValue::from_static(served.outcome.as_str()));

@@ -38,8 +38,12 @@ pub(crate) fn error(protocol: Protocol, e: &GatewayError) -> Response<ResponseBo
     let (status, body) = prism_ingress::error_response(protocol, e.status(), &e.to_error_object());
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut resp = json_bytes(status, body);
+    // How the request ended, for its usage record (read by `usage::Ticket::finish_response`).
+    resp.extensions_mut().insert(crate::usage::outcome_of(e));
     if let Some(after) = e.retry_after() {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        // Whole seconds, rounded up: retrying a little late is fine, early is refused again.
+        let secs = after.as_millis().div_ceil(1_000).max(1);
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
     }
     if let GatewayError::MethodNotAllowed { allow } = e {
         resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));

@@ -15,7 +15,7 @@ use crate::body::ResponseBody;
 use crate::error::GatewayError;
 use crate::respond::{self, json_response};
 use crate::state::AppState;
-use crate::{ingress, pipeline, tokens};
+use crate::{ingress, pipeline, report, tokens};
 
 /// Routes one request and stamps its `x-request-id`.
 pub(crate) async fn handle(
@@ -30,7 +30,7 @@ pub(crate) async fn handle(
         path = %req.uri().path(),
         model = tracing::field::Empty,
     );
-    let mut resp = dispatch(&state, req, &span).instrument(span.clone()).await;
+    let mut resp = dispatch(&state, req, &span, &request_id).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", value);
     }
@@ -41,6 +41,7 @@ async fn dispatch(
     state: &Arc<AppState>,
     req: http::Request<Incoming>,
     span: &tracing::Span,
+    request_id: &str,
 ) -> Response<ResponseBody> {
     let path = req.uri().path();
     let (allow, route) = match path {
@@ -54,6 +55,7 @@ async fn dispatch(
         "/health" | "/healthz" => ("GET", Route::Health),
         "/ready" | "/readyz" => ("GET", Route::Ready),
         "/metrics" => ("GET", Route::Metrics),
+        "/v1/usage" => ("GET", Route::Usage),
         _ => {
             let e = GatewayError::RouteNotFound { path: truncate(path, 200) };
             return respond::error(protocol_of(path), &e);
@@ -67,9 +69,10 @@ async fn dispatch(
         return respond::error(protocol_of(path), &GatewayError::MethodNotAllowed { allow });
     }
     match route {
-        Route::Model(protocol) => pipeline::serve(state, protocol, req, span).await,
+        Route::Model(protocol) => pipeline::serve(state, protocol, req, span, request_id).await,
         Route::CountTokens => tokens::count(state, req).await,
         Route::Models => models(state, &req),
+        Route::Usage => report::usage(state, &req).await,
         Route::Health => json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         Route::Ready => {
             if state.shutting_down.load(Ordering::Relaxed) {
@@ -86,6 +89,7 @@ async fn dispatch(
             if let Some(cache) = &state.hooks.cache {
                 cache.render_metrics(&mut text);
             }
+            crate::usage::render_metrics(&state.recorder, &mut text);
             let mut resp = Response::new(ResponseBody::full(text));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -104,6 +108,7 @@ enum Route {
     Health,
     Ready,
     Metrics,
+    Usage,
 }
 
 /// `GET /v1/models`: the configured public models this key may use, in the OpenAI list shape.

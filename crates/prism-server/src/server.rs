@@ -172,6 +172,14 @@ impl Server {
             hard.cancel();
             tracker.wait().await;
         }
+        // Every request has ended and queued its usage record: settle the counters and write
+        // the records out before the process goes.
+        let flush_within = grace.max(Duration::from_secs(2));
+        state.settlements.close();
+        if tokio::time::timeout(flush_within, state.settlements.wait()).await.is_err() {
+            tracing::warn!("some usage settlements did not reach the counters before shutdown");
+        }
+        state.recorder.flush(flush_within).await;
         tracing::info!("shut down");
         Ok(())
     }

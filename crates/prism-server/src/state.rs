@@ -7,8 +7,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Timeouts};
+use prism_ledger::{CounterStore, Ledger, MemoryCounters, Recorder};
+
+use crate::config::{Config, Counters, Timeouts};
 use crate::hooks::Hooks;
 use crate::metrics::Metrics;
 
@@ -23,6 +26,12 @@ pub(crate) struct AppState {
     pub(crate) limiter: Option<Arc<Semaphore>>,
     /// Set when shutdown starts: `/ready` answers 503 so load balancers stop sending traffic.
     pub(crate) shutting_down: AtomicBool,
+    /// Limits and budgets: the counters and the failure mode.
+    pub(crate) ledger: Ledger,
+    /// Usage records: the sinks' queues and the in-memory totals.
+    pub(crate) recorder: Recorder,
+    /// Settlements on their way to the counters; shutdown waits for them.
+    pub(crate) settlements: TaskTracker,
 }
 
 impl AppState {
@@ -30,7 +39,30 @@ impl AppState {
         let limit = config.limits.max_concurrent_requests;
         let metrics = Arc::new(Metrics::default());
         let hooks = crate::guardrails::install(&config.guardrails, hooks, &metrics);
+        let counters: Arc<dyn CounterStore> = match &config.usage.counters {
+            Counters::Memory => Arc::new(MemoryCounters::new()),
+            Counters::Redis(redis) => match prism_cache::RedisStore::new(redis) {
+                Ok(link) => Arc::new(prism_ledger::RedisCounters::new(link)),
+                Err(e) => {
+                    // Config::from_toml checks the Redis settings; only a hand-built Config
+                    // can get here.
+                    tracing::error!(error = %e, "invalid usage.redis settings; counting in memory");
+                    Arc::new(MemoryCounters::new())
+                }
+            },
+        };
+        // A lease outlives the longest request the gateway lets run.
+        let lease_ttl = config.timeouts.total + Duration::from_secs(60);
+        let ledger = Ledger::new(
+            counters,
+            config.usage.failure_mode,
+            u64::try_from(lease_ttl.as_millis()).unwrap_or(u64::MAX),
+        );
+        let recorder = Recorder::start(&config.usage.sinks);
         AppState {
+            ledger,
+            recorder,
+            settlements: TaskTracker::new(),
             limiter: (limit > 0).then(|| Arc::new(Semaphore::new(limit))),
             config,
             upstream,

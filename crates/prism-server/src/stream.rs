@@ -21,7 +21,8 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body as _, Frame};
 use prism_ingress::StreamEncoder;
 use prism_providers::{ByteTranslator, Credentials, OutChunk, StreamSummary, TranslateError};
-use prism_types::ErrorObject;
+use prism_ledger::Outcome;
+use prism_types::{ErrorObject, Usage};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 use tracing::Span;
@@ -31,6 +32,7 @@ use crate::error::GatewayError;
 use crate::hooks::OutputFilter;
 use crate::metrics::StreamTotals;
 use crate::state::AppState;
+use crate::usage::{Ending, Ticket};
 
 /// Initial capacity of the per-stream output buffer; it grows only for unusually large batches.
 const BUF_CAPACITY: usize = 1024;
@@ -49,6 +51,12 @@ pub(crate) struct StreamMeta {
     pub(crate) permit: Option<OwnedSemaphorePermit>,
     /// The deployment's credentials, only to scrub them from upstream error messages.
     pub(crate) credentials: Credentials,
+    /// The deployment's upstream model id, for the price.
+    pub(crate) upstream_model: String,
+    /// The usage ledger's hold on this request, finished when the stream ends.
+    pub(crate) ticket: Option<Ticket>,
+    pub(crate) ttft: Duration,
+    pub(crate) attempts: u32,
 }
 
 /// A live SSE response body.
@@ -77,6 +85,11 @@ pub(crate) struct SseBody {
     frames: u64,
     /// Why the stream ended, for metrics and the log; `None` while open.
     end_reason: Option<&'static str>,
+    /// Text bytes encoded for the client, for the usage estimate when the upstream's usage
+    /// never arrives.
+    streamed_text_bytes: u64,
+    /// The upstream's usage, from the clean end.
+    usage: Option<Usage>,
     meta: StreamMeta,
 }
 
@@ -132,6 +145,8 @@ impl SseBody {
             reads: 0,
             frames: 0,
             end_reason: None,
+            streamed_text_bytes: 0,
+            usage: None,
             meta,
         };
         match primed.finished {
@@ -281,6 +296,7 @@ impl SseBody {
         if let Some(usage) = &summary.usage {
             self.totals.prompt_tokens = usage.prompt_tokens;
             self.totals.completion_tokens = usage.completion_tokens;
+            self.usage = Some(usage.clone());
         }
         self.encoder.finish(&mut self.buf);
         self.end("done");
@@ -304,6 +320,7 @@ impl SseBody {
     fn encode_chunks(&mut self) {
         self.totals.chunks += self.out.len() as u64;
         for chunk in self.out.drain(..) {
+            self.streamed_text_bytes += text_bytes(&chunk.chunk);
             self.encoder.chunk(&chunk.chunk, chunk.raw.as_deref(), &mut self.buf);
         }
     }
@@ -326,6 +343,25 @@ impl SseBody {
     }
 
     fn record(&mut self, reason: &'static str) {
+        if let Some(mut ticket) = self.meta.ticket.take() {
+            let outcome = match reason {
+                "done" => Outcome::Completed,
+                "client_closed" => Outcome::ClientGone,
+                "filtered" => Outcome::Guardrail,
+                "idle_timeout" | "total_timeout" => Outcome::Timeout,
+                _ => Outcome::UpstreamError,
+            };
+            ticket.finish(Ending {
+                outcome,
+                status: 200,
+                usage: self.usage.as_ref(),
+                streamed_text_bytes: self.streamed_text_bytes,
+                provider: Some(&self.meta.provider),
+                upstream_model: Some(&self.meta.upstream_model),
+                attempts: self.meta.attempts,
+                ttft: Some(self.meta.ttft),
+            });
+        }
         let meta = &self.meta;
         let elapsed = meta.started.elapsed();
         meta.state.metrics.stream_ended(&meta.model, &meta.provider, reason, elapsed, self.totals);
@@ -370,6 +406,24 @@ impl SseBody {
             }
         }
     }
+}
+
+/// The text a chunk carries to the client: content, refusal, reasoning, tool-call names and
+/// arguments.
+fn text_bytes(chunk: &prism_types::ChatChunk) -> u64 {
+    let mut n = 0;
+    for choice in &chunk.choices {
+        let d = &choice.delta;
+        n += d.content.as_ref().map_or(0, String::len);
+        n += d.refusal.as_ref().map_or(0, String::len);
+        n += d.reasoning_content.as_ref().map_or(0, String::len);
+        for call in d.tool_calls.iter().flatten() {
+            if let Some(f) = &call.function {
+                n += f.name.as_ref().map_or(0, String::len) + f.arguments.as_ref().map_or(0, String::len);
+            }
+        }
+    }
+    n as u64
 }
 
 impl http_body::Body for SseBody {
@@ -446,6 +500,10 @@ mod tests {
             span: Span::none(),
             permit: None,
             credentials: Credentials::None,
+            upstream_model: "m".into(),
+            ticket: None,
+            ttft: Duration::ZERO,
+            attempts: 1,
         };
         let mut body = crate::body::ResponseBody::sse(SseBody::new(
             primed,

@@ -169,7 +169,11 @@ impl Config {
         Config {
             // Same address as `DEFAULT_LISTEN`, without a parse that could fail.
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
-            keys: vec![ClientKey::from_plain("dev", opts.dev_key, ModelAccess::All)],
+            // The developer's own gateway: the dev key may also read `/v1/usage`.
+            keys: vec![ClientKey {
+                admin: true,
+                ..ClientKey::from_plain("dev", opts.dev_key, ModelAccess::All)
+            }],
             models,
             timeouts: Timeouts::default(),
             limits: Limits::default(),
@@ -177,6 +181,9 @@ impl Config {
             usage_on_finish: true,
             cache: Some(CacheConfig::default()),
             guardrails: super::GuardrailPolicy::default(),
+            usage: super::UsageSettings::default(),
+            pricing: prism_ledger::Pricing::with_defaults(&Default::default())
+                .unwrap_or_default(),
         }
     }
 }
@@ -200,6 +207,7 @@ fn single(
             ttft_deadline: None,
         }],
         cache,
+        limits: None,
     }
 }
 

@@ -28,6 +28,34 @@ pub(super) struct RawConfig {
     pub(super) guardrails: prism_guardrails::GuardrailsConfig,
     /// `[cache]`: absent means no response cache.
     pub(super) cache: Option<prism_cache::CacheConfig>,
+    /// `[usage]`: where limit counters live and where usage records go.
+    #[serde(default)]
+    pub(super) usage: RawUsage,
+    /// `[pricing."<upstream model>"]`: USD per million tokens, over the shipped table.
+    #[serde(default)]
+    pub(super) pricing: BTreeMap<String, prism_ledger::Price>,
+}
+
+/// `[usage]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUsage {
+    /// `memory` (this instance) or `redis` (shared by every instance).
+    pub(super) counters: Option<RawCounters>,
+    pub(super) failure_mode: Option<prism_ledger::FailureMode>,
+    /// The Redis of the counters; defaults to `[cache.redis]` with the prefix `prism:usage:`.
+    pub(super) redis: Option<prism_cache::RedisConfig>,
+    pub(super) queue_capacity: Option<u64>,
+    pub(super) jsonl: Option<prism_ledger::JsonlConfig>,
+    pub(super) postgres: Option<prism_ledger::PostgresConfig>,
+}
+
+/// `usage.counters`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawCounters {
+    Memory,
+    Redis,
 }
 
 /// `[[keys]]`.
@@ -41,6 +69,14 @@ pub(super) struct RawKey {
     /// Guardrail rules added for requests with this key.
     #[serde(default)]
     pub(super) guardrails: Vec<prism_guardrails::RuleConfig>,
+    /// This key's limits over all models.
+    pub(super) limits: Option<prism_ledger::LimitSpec>,
+    /// This key's limits on one model, by public model name.
+    #[serde(default)]
+    pub(super) model_limits: BTreeMap<String, prism_ledger::LimitSpec>,
+    /// May read `/v1/usage`.
+    #[serde(default)]
+    pub(super) admin: bool,
 }
 
 /// `kind` of a provider.
@@ -84,6 +120,8 @@ pub(super) struct RawModel {
     pub(super) guardrails: Vec<prism_guardrails::RuleConfig>,
     /// `cache = { enabled = true, ttl_secs = 60 }`.
     pub(super) cache: Option<prism_cache::ModelCacheConfig>,
+    /// This model's limits over all keys.
+    pub(super) limits: Option<prism_ledger::LimitSpec>,
 }
 
 /// One entry of `deployments`.

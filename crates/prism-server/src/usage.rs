@@ -1,0 +1,365 @@
+//! The usage ledger in the request path (`prism-ledger` does the counting): after admission a
+//! request holds a [`Ticket`] — its reservation on every limit that applies, and the usage
+//! record it will write. The ticket is finished exactly once, by the stage that knows how the
+//! request ended (the stream body at its end, the pipeline for a whole answer); a ticket
+//! dropped unfinished (the client left while the gateway waited for the upstream) records
+//! itself as `client_gone`. Finishing writes the record (queued, never awaited) and settles the
+//! reservation on a spawned task, so neither touches the response's latency.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderName, HeaderValue, Response};
+use prism_ingress::Protocol;
+use prism_ledger::{
+    AdmitError, Admission, Outcome, RateHeaders, Recorder, Scopes, Tokens, UsageRecord,
+    estimate_output_tokens,
+};
+use prism_types::{ChatRequest, Usage};
+use tokio::time::Instant;
+
+use crate::config::{ClientKey, ModelRoute};
+use crate::error::GatewayError;
+use crate::state::AppState;
+
+/// The header with a non-streamed answer's cost in US dollars.
+pub(crate) const COST_HEADER: &str = "x-prism-cost";
+
+/// How a request was answered, left in the response's extensions by the stage that knew.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Answered {
+    pub(crate) provider: String,
+    pub(crate) upstream_model: Option<String>,
+    pub(crate) usage: Option<Usage>,
+    pub(crate) attempts: u32,
+}
+
+/// How a request ended, for its record.
+#[derive(Debug)]
+pub(crate) struct Ending<'a> {
+    pub(crate) outcome: Outcome,
+    pub(crate) status: u16,
+    /// The upstream's usage, when it reported it.
+    pub(crate) usage: Option<&'a Usage>,
+    /// Text bytes streamed to the client (content, reasoning, tool calls), for the estimate.
+    pub(crate) streamed_text_bytes: u64,
+    pub(crate) provider: Option<&'a str>,
+    pub(crate) upstream_model: Option<&'a str>,
+    pub(crate) attempts: u32,
+    pub(crate) ttft: Option<Duration>,
+}
+
+/// The record outcome for an error response.
+pub(crate) fn outcome_of(e: &GatewayError) -> Outcome {
+    match e {
+        GatewayError::Upstream(_) | GatewayError::UpstreamConnect => Outcome::UpstreamError,
+        GatewayError::UpstreamTimeout { .. } => Outcome::Timeout,
+        GatewayError::Rejected { .. } => Outcome::Guardrail,
+        GatewayError::Limited { .. } | GatewayError::LimitsUnavailable => Outcome::RateLimited,
+        _ => Outcome::Rejected,
+    }
+}
+
+/// What a request is, for its record and its limits.
+pub(crate) struct RequestFacts<'a> {
+    pub(crate) request_id: &'a str,
+    pub(crate) protocol: Protocol,
+    pub(crate) key: &'a ClientKey,
+    pub(crate) route: &'a ModelRoute,
+    pub(crate) request: &'a ChatRequest,
+    pub(crate) started: Instant,
+}
+
+/// An admitted request's reservation and the record it will write.
+pub(crate) struct Ticket {
+    state: Arc<AppState>,
+    admission: Admission,
+    /// `None` once finished.
+    record: Option<UsageRecord>,
+    started: Instant,
+    input_estimate: u64,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket").field("finished", &self.record.is_none()).finish_non_exhaustive()
+    }
+}
+
+/// Admits `facts` against every limit of its key, its model and the key on the model.
+///
+/// # Errors
+/// The refusal to send (429 over a limit or budget, 503 when the counters are down and the
+/// ledger fails closed), already recorded, with its `x-ratelimit-*` figures.
+pub(crate) async fn admit(
+    state: &Arc<AppState>,
+    facts: &RequestFacts<'_>,
+) -> Result<Ticket, (GatewayError, RateHeaders)> {
+    let model = facts.route.name.as_str();
+    let scopes = Scopes {
+        key: &facts.key.name,
+        model,
+        key_limits: facts.key.limits.as_ref(),
+        model_limits: facts.route.limits.as_ref(),
+        key_model_limits: facts.key.model_limits.get(model),
+    };
+    let input_estimate = prism_ingress::messages::estimate_input_tokens(facts.request);
+    let record = UsageRecord {
+        request_id: facts.request_id.to_owned(),
+        started_at_ms: unix_ms(),
+        key: facts.key.name.clone(),
+        model: model.to_owned(),
+        deployment: None,
+        provider: None,
+        protocol: facts.protocol.as_str().to_owned(),
+        stream: facts.request.is_stream(),
+        tokens: Tokens::default(),
+        cost_usd: 0.0,
+        estimated: false,
+        ttft_ms: None,
+        duration_ms: 0,
+        attempts: 0,
+        outcome: Outcome::Completed,
+        status: 200,
+    };
+    let mut ticket = Ticket {
+        state: Arc::clone(state),
+        admission: Admission::default(),
+        record: Some(record),
+        started: facts.started,
+        input_estimate,
+    };
+    if !scopes.limited() {
+        return Ok(ticket);
+    }
+    // The worst case: the counted input and all the output the request may ask for.
+    let output_allowance = facts.request.output_token_limit().unwrap_or_else(|| {
+        facts.route.deployments.first().map_or(0, |t| t.deployment.default_max_tokens)
+    });
+    let reserve = input_estimate + output_allowance;
+    let ledger = &state.ledger;
+    let plan = ledger.plan(&scopes, reserve, facts.request_id, ticket.record_started_ms());
+    let refused = match ledger.admit(&plan, reserve).await {
+        Ok(admission) => {
+            if admission.degraded {
+                state.metrics.ledger_error(ledger.backend(), "admit");
+                tracing::warn!(
+                    backend = ledger.backend(),
+                    "limit counters unavailable; admitted without limits (fail_open)"
+                );
+            }
+            ticket.admission = admission;
+            return Ok(ticket);
+        }
+        Err(AdmitError::Refused(refusal)) => {
+            state.metrics.rate_limited(refusal.reason.label());
+            let (kind, code) = if refusal.reason.is_budget() {
+                ("insufficient_quota", "insufficient_quota")
+            } else if refusal.reason.label() == "rpm" || refusal.reason.label() == "concurrent" {
+                ("requests", "rate_limit_exceeded")
+            } else {
+                ("tokens", "rate_limit_exceeded")
+            };
+            let error = GatewayError::Limited {
+                message: refusal.reason.message(),
+                kind,
+                code,
+                retry_after: refusal.retry_after_ms.map(Duration::from_millis),
+                label: refusal.reason.label(),
+            };
+            (error, refusal.headers)
+        }
+        Err(AdmitError::Unavailable(e)) => {
+            state.metrics.ledger_error(ledger.backend(), "admit");
+            tracing::warn!(
+                backend = ledger.backend(),
+                error = %prism_ledger::error_chain(&e),
+                "limit counters unavailable; refusing (fail_closed)"
+            );
+            (GatewayError::LimitsUnavailable, RateHeaders::default())
+        }
+    };
+    ticket.finish(Ending {
+        outcome: Outcome::RateLimited,
+        status: refused.0.status(),
+        usage: None,
+        streamed_text_bytes: 0,
+        provider: None,
+        upstream_model: None,
+        attempts: 0,
+        ttft: None,
+    });
+    Err(refused)
+}
+
+impl Ticket {
+    fn record_started_ms(&self) -> u64 {
+        self.record.as_ref().map_or_else(unix_ms, |r| r.started_at_ms)
+    }
+
+    /// The `x-ratelimit-*` figures of this request's tightest limits.
+    pub(crate) fn rate_headers(&self) -> &RateHeaders {
+        &self.admission.headers
+    }
+
+    /// Writes the record and settles the reservation. Returns the cost in US dollars.
+    pub(crate) fn finish(&mut self, ending: Ending<'_>) -> f64 {
+        let Some(mut record) = self.record.take() else { return 0.0 };
+        let state = &self.state;
+        let (tokens, estimated) = match ending.usage {
+            Some(usage) => (Tokens::from_usage(usage), false),
+            // The stream ended before the upstream's usage: bill what the client received.
+            None if ending.streamed_text_bytes > 0 => (
+                Tokens {
+                    input: self.input_estimate,
+                    output: estimate_output_tokens(ending.streamed_text_bytes),
+                    ..Tokens::default()
+                },
+                true,
+            ),
+            None => (Tokens::default(), false),
+        };
+        let cost = ending.upstream_model.map_or(0.0, |m| state.config.pricing.cost(m, &tokens));
+        record.tokens = tokens;
+        record.estimated = estimated;
+        record.cost_usd = cost;
+        record.provider = ending.provider.map(str::to_owned);
+        record.deployment = ending.upstream_model.map(str::to_owned);
+        record.outcome = ending.outcome;
+        record.status = ending.status;
+        record.attempts = ending.attempts;
+        record.ttft_ms = ending.ttft.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        record.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if cost > 0.0 {
+            state.metrics.cost(&record.model, ending.provider.unwrap_or("-"), cost);
+        }
+        if self.admission.holds_anything() {
+            let settlement = self.admission.settlement(tokens.total(), cost);
+            let ledger = state.ledger.clone();
+            let metrics = Arc::clone(&state.metrics);
+            if tokio::runtime::Handle::try_current().is_ok() {
+                state.settlements.spawn(async move {
+                    if let Err(e) = ledger.settle(&settlement).await {
+                        metrics.ledger_error(ledger.backend(), "settle");
+                        tracing::warn!(
+                            backend = ledger.backend(),
+                            error = %prism_ledger::error_chain(&e),
+                            "settling usage failed; the reservation stays until its window ends"
+                        );
+                    }
+                });
+            }
+        }
+        state.recorder.record(record);
+        cost
+    }
+
+    /// Finishes a whole answer from its response: the outcome from the error or the
+    /// [`Answered`] extension, then `x-ratelimit-*` and, on success, `x-prism-cost`.
+    pub(crate) fn finish_response<B>(&mut self, resp: &mut Response<B>) {
+        let status = resp.status().as_u16();
+        let answered = resp.extensions_mut().remove::<Answered>().unwrap_or_default();
+        let outcome = resp.extensions().get::<Outcome>().copied().unwrap_or(
+            if resp.status().is_success() { Outcome::Completed } else { Outcome::Rejected },
+        );
+        let cost = self.finish(Ending {
+            outcome,
+            status,
+            usage: answered.usage.as_ref(),
+            streamed_text_bytes: 0,
+            provider: (!answered.provider.is_empty()).then_some(answered.provider.as_str()),
+            upstream_model: answered.upstream_model.as_deref(),
+            attempts: answered.attempts,
+            ttft: None,
+        });
+        set_rate_headers(resp, &self.admission.headers);
+        if resp.status().is_success()
+            && let Ok(value) = HeaderValue::from_str(&format_cost(cost))
+        {
+            resp.headers_mut().insert(COST_HEADER, value);
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.record.is_some() {
+            // The request future was dropped before an answer: the client went away.
+            self.finish(Ending {
+                outcome: Outcome::ClientGone,
+                status: 499,
+                usage: None,
+                streamed_text_bytes: 0,
+                provider: None,
+                upstream_model: None,
+                attempts: 0,
+                ttft: None,
+            });
+        }
+    }
+}
+
+/// Puts the `x-ratelimit-*` headers on a response.
+pub(crate) fn set_rate_headers<B>(resp: &mut Response<B>, headers: &RateHeaders) {
+    for (name, value) in headers.to_pairs() {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+/// Dollars with enough digits for a one-token request (`0.00000015`), no exponent.
+fn format_cost(cost: f64) -> String {
+    let text = format!("{cost:.10}");
+    let trimmed = text.trim_end_matches('0');
+    trimmed.strip_suffix('.').map_or_else(|| trimmed.to_owned(), |t| format!("{t}.0"))
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The recorder's counters in the Prometheus text format.
+pub(crate) fn render_metrics(recorder: &Recorder, out: &mut String) {
+    let stats = recorder.stats();
+    let families = [
+        ("prism_usage_records_total", "Usage records taken by the ledger.", &stats.recorded),
+        (
+            "prism_usage_records_written_total",
+            "Usage records written by the sinks (each sink counts its own).",
+            &stats.written,
+        ),
+        (
+            "prism_usage_records_dropped_total",
+            "Usage records lost: a sink's queue was full, or shutdown ran out of time.",
+            &stats.dropped,
+        ),
+        (
+            "prism_usage_sink_errors_total",
+            "Failed usage sink writes (each is retried).",
+            &stats.write_errors,
+        ),
+    ];
+    for (name, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn costs_are_plain_decimals() {
+        assert_eq!(format_cost(0.0), "0.0");
+        assert_eq!(format_cost(0.000_000_15), "0.00000015");
+        assert_eq!(format_cost(1.5), "1.5");
+        assert_eq!(format_cost(12.0), "12.0");
+    }
+}
