@@ -5,9 +5,7 @@
 #![cfg(feature = "redis")]
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -17,99 +15,9 @@ use prism_cache::{
     CacheBackend, CacheConfig, CacheError, CacheKey, CacheOutcome, CachePolicy, CacheStore,
     RedisConfig, RedisStore, ResponseCache,
 };
+use prism_testkit::{RedisServer, free_port};
 use prism_types::ChatRequest;
 
-/// A `redis-server` child process on a free local port, killed on drop.
-struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl RedisServer {
-    /// Starts a server, or returns `None` (after saying so loudly) when none is installed.
-    fn start() -> Option<RedisServer> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            if std::env::var_os("PRISM_REQUIRE_REDIS").is_some_and(|v| v != "0") {
-                panic!("redis-server not found on PATH and PRISM_REQUIRE_REDIS is set");
-            }
-            eprintln!(
-                "SKIPPED: redis-server not found on PATH; Redis store tests did not run \
-                 (install it: apt-get install -y redis-server)"
-            );
-            return None;
-        }
-        // The port is free when we pick it but another process could take it before
-        // redis-server binds, so retry a few times.
-        for _ in 0..5 {
-            let port = free_port();
-            if let Some(server) = RedisServer::start_on(port) {
-                return Some(server);
-            }
-        }
-        panic!("redis-server did not come up after 5 attempts");
-    }
-
-    fn start_on(port: u16) -> Option<RedisServer> {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let mut server = RedisServer { child: Some(child), port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if ping(port) {
-                return Some(server);
-            }
-            if let Some(child) = server.child.as_mut()
-                && child.try_wait().expect("try_wait").is_some()
-            {
-                return None; // exited: most likely the port was taken
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut reply = [0u8; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
-}
 
 fn config(url: String, timeout_ms: u64) -> RedisConfig {
     RedisConfig {
@@ -258,7 +166,7 @@ async fn redis_killed_mid_test_requests_still_succeed() {
 #[tokio::test]
 async fn recovers_when_redis_comes_back() {
     let Some(mut server) = RedisServer::start() else { return };
-    let port = server.port;
+    let port = server.port();
     let store = RedisStore::new(&config(server.url(), 250)).unwrap();
     store.put(&key("a"), Bytes::from_static(b"1"), MINUTE).await.unwrap();
     server.kill();

@@ -4,17 +4,15 @@
 
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prism_server::{
     Caller, Config, EmbeddedOptions, HookRejection, Hooks, OutputFilter, OutputFilterFactory,
     Server, ServerHandle,
 };
 use prism_simulator::{Behavior, Reply, Simulator};
+use prism_testkit::{RedisServer, free_port};
 use prism_types::{ChatCompletion, ChatRequest, ErrorObject};
 use serde_json::{Value, json};
 
@@ -598,94 +596,3 @@ fn the_example_configuration_has_a_cache() {
     assert!(config.models.iter().any(|m| m.cache.is_some_and(|c| c.ttl_secs.is_some())));
 }
 
-/// A `redis-server` child on a free local port, killed on drop.
-struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl RedisServer {
-    /// Starts one, or returns `None` after saying so loudly when none is installed (a failure
-    /// instead when `PRISM_REQUIRE_REDIS=1`, as in CI).
-    fn start() -> Option<RedisServer> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            assert!(
-                std::env::var_os("PRISM_REQUIRE_REDIS").is_none_or(|v| v == "0"),
-                "redis-server not found on PATH and PRISM_REQUIRE_REDIS is set"
-            );
-            eprintln!(
-                "SKIPPED: redis-server not found on PATH; the gateway's Redis cache tests did not \
-                 run (install it: apt-get install -y redis-server)"
-            );
-            return None;
-        }
-        // The port is free when picked but may be taken before redis-server binds it.
-        for _ in 0..5 {
-            if let Some(server) = RedisServer::start_on(free_port()) {
-                return Some(server);
-            }
-        }
-        panic!("redis-server did not come up after 5 attempts");
-    }
-
-    fn start_on(port: u16) -> Option<RedisServer> {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let mut server = RedisServer { child: Some(child), port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if ping(port) {
-                return Some(server);
-            }
-            if let Some(child) = server.child.as_mut()
-                && child.try_wait().expect("try_wait").is_some()
-            {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut reply = [0u8; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
-}
