@@ -18,7 +18,6 @@ use prism_cache::{
 use prism_testkit::{RedisServer, free_port};
 use prism_types::ChatRequest;
 
-
 fn config(url: String, timeout_ms: u64) -> RedisConfig {
     RedisConfig {
         url,

@@ -40,7 +40,9 @@ impl Scopes<'_> {
             (ScopeKind::KeyModel, format!("km:{}|{}", self.key, self.model), self.key_model_limits),
         ]
         .into_iter()
-        .filter_map(|(kind, counter, spec)| spec.filter(|s| !s.is_empty()).map(|s| (kind, counter, s)))
+        .filter_map(|(kind, counter, spec)| {
+            spec.filter(|s| !s.is_empty()).map(|s| (kind, counter, s))
+        })
     }
 
     /// Whether any scope has a limit.
@@ -109,7 +111,11 @@ pub struct Ledger {
 
 impl Ledger {
     /// A ledger on `counters`.
-    pub fn new(counters: Arc<dyn CounterStore>, failure_mode: FailureMode, lease_ttl_ms: u64) -> Self {
+    pub fn new(
+        counters: Arc<dyn CounterStore>,
+        failure_mode: FailureMode,
+        lease_ttl_ms: u64,
+    ) -> Self {
         Ledger { counters, failure_mode, lease_ttl_ms }
     }
 
@@ -120,7 +126,13 @@ impl Ledger {
 
     /// The plan for one request: a request and `reserve_tokens` in each per-minute window, a
     /// lease in each concurrency limit, and each budget of the day and month of `now_ms`.
-    pub fn plan(&self, scopes: &Scopes<'_>, reserve_tokens: u64, lease_id: &str, now_ms: u64) -> AdmitPlan {
+    pub fn plan(
+        &self,
+        scopes: &Scopes<'_>,
+        reserve_tokens: u64,
+        lease_id: &str,
+        now_ms: u64,
+    ) -> AdmitPlan {
         let mut plan = AdmitPlan {
             lease_id: lease_id.to_owned(),
             lease_ttl_ms: self.lease_ttl_ms,
@@ -128,7 +140,10 @@ impl Ledger {
         };
         let periods = Periods::at(now_ms);
         for (scope, counter, spec) in scopes.each() {
-            let windows = [(Measure::Requests, spec.rpm, 1, "rpm"), (Measure::Tokens, spec.tpm, reserve_tokens, "tpm")];
+            let windows = [
+                (Measure::Requests, spec.rpm, 1, "rpm"),
+                (Measure::Tokens, spec.tpm, reserve_tokens, "tpm"),
+            ];
             for (measure, limit, amount, suffix) in windows {
                 if let Some(limit) = limit {
                     plan.windows.push(WindowCheck {
@@ -144,7 +159,8 @@ impl Ledger {
             if let Some(limit) = spec.concurrent {
                 plan.leases.push(LeaseCheck { counter: format!("{counter}:conc"), limit, scope });
             }
-            let budgets = [(BudgetPeriod::Day, spec.daily_usd), (BudgetPeriod::Month, spec.monthly_usd)];
+            let budgets =
+                [(BudgetPeriod::Day, spec.daily_usd), (BudgetPeriod::Month, spec.monthly_usd)];
             for (period, usd) in budgets {
                 if let Some(usd) = usd {
                     let (tag, resets_in_ms, ttl_ms) = periods.of(period);
@@ -167,7 +183,11 @@ impl Ledger {
     /// # Errors
     /// [`AdmitError::Refused`] over a limit; [`AdmitError::Unavailable`] when the counters are
     /// down and the mode is `fail_closed`.
-    pub async fn admit(&self, plan: &AdmitPlan, reserve_tokens: u64) -> Result<Admission, AdmitError> {
+    pub async fn admit(
+        &self,
+        plan: &AdmitPlan,
+        reserve_tokens: u64,
+    ) -> Result<Admission, AdmitError> {
         if plan.is_empty() {
             return Ok(Admission::default());
         }
@@ -175,7 +195,9 @@ impl Ledger {
             Ok(reply) => reply,
             Err(e) => {
                 return match self.failure_mode {
-                    FailureMode::FailOpen => Ok(Admission { degraded: true, ..Admission::default() }),
+                    FailureMode::FailOpen => {
+                        Ok(Admission { degraded: true, ..Admission::default() })
+                    }
                     FailureMode::FailClosed => Err(AdmitError::Unavailable(e)),
                 };
             }
@@ -279,7 +301,13 @@ mod tests {
     async fn a_tpm_limit_counts_reservations_and_settles_to_actual_usage() {
         let ledger = ledger();
         let spec = LimitSpec { tpm: Some(1_000), ..LimitSpec::default() };
-        let scopes = Scopes { key: "a", model: "m", key_limits: Some(&spec), model_limits: None, key_model_limits: None };
+        let scopes = Scopes {
+            key: "a",
+            model: "m",
+            key_limits: Some(&spec),
+            model_limits: None,
+            key_model_limits: None,
+        };
         let now = 1_000 * MINUTE_MS;
         let plan = ledger.plan(&scopes, 600, "r1", now);
         let mut plan = plan;
@@ -303,16 +331,26 @@ mod tests {
     async fn concurrency_leases_are_released_and_budgets_stop_the_next_request() {
         let ledger = ledger();
         let spec = LimitSpec { concurrent: Some(1), daily_usd: Some(1.0), ..LimitSpec::default() };
-        let scopes = Scopes { key: "a", model: "m", key_limits: None, model_limits: None, key_model_limits: Some(&spec) };
+        let scopes = Scopes {
+            key: "a",
+            model: "m",
+            key_limits: None,
+            model_limits: None,
+            key_model_limits: Some(&spec),
+        };
         let now = super::super::counters::unix_ms();
         let held = ledger.admit(&ledger.plan(&scopes, 10, "r1", now), 10).await.unwrap();
-        let Err(AdmitError::Refused(r)) = ledger.admit(&ledger.plan(&scopes, 10, "r2", now), 10).await else {
+        let Err(AdmitError::Refused(r)) =
+            ledger.admit(&ledger.plan(&scopes, 10, "r2", now), 10).await
+        else {
             panic!("one in flight at most");
         };
         assert_eq!(r.reason.label(), "concurrent");
         // The first ends having spent the whole budget: the lease is free, the budget is not.
         ledger.settle(&held.settlement(10, 1.25)).await.unwrap();
-        let Err(AdmitError::Refused(r)) = ledger.admit(&ledger.plan(&scopes, 10, "r3", now), 10).await else {
+        let Err(AdmitError::Refused(r)) =
+            ledger.admit(&ledger.plan(&scopes, 10, "r3", now), 10).await
+        else {
             panic!("the budget is used up");
         };
         assert!(r.reason.is_budget());

@@ -22,10 +22,10 @@ pub mod sink;
 pub mod totals;
 pub mod window;
 
-pub use counters::{CounterStore, MemoryCounters};
 #[cfg(feature = "redis")]
 pub use counters::RedisCounters;
-pub use ledger::{AdmitError, Admission, FailureMode, Ledger, Scopes};
+pub use counters::{CounterStore, MemoryCounters};
+pub use ledger::{Admission, AdmitError, FailureMode, Ledger, Scopes};
 pub use limits::{LimitSpec, RateHeaders, Refusal, RefusalReason, Settlement};
 pub use pricing::{DEFAULT_PRICES, Price, Pricing};
 pub use record::{Outcome, Tokens, UsageRecord, estimate_output_tokens};

@@ -39,7 +39,10 @@ impl LimitSpec {
         let counts = [("rpm", self.rpm), ("tpm", self.tpm), ("concurrent", self.concurrent)];
         for (name, value) in counts {
             if value == Some(0) {
-                return Err((format!("{field}.{name}"), "must be at least 1 (omit it for no limit)"));
+                return Err((
+                    format!("{field}.{name}"),
+                    "must be at least 1 (omit it for no limit)",
+                ));
             }
         }
         for (name, value) in [("daily_usd", self.daily_usd), ("monthly_usd", self.monthly_usd)] {
@@ -315,8 +318,11 @@ pub fn decide(plan: &AdmitPlan, reply: &StoreReply) -> Result<RateHeaders, Refus
         } else {
             0
         };
-        let figure =
-            RateFigure { limit: check.limit, remaining: check.limit.saturating_sub(load), reset_ms };
+        let figure = RateFigure {
+            limit: check.limit,
+            remaining: check.limit.saturating_sub(load),
+            reset_ms,
+        };
         let slot = match check.measure {
             Measure::Requests => &mut headers.requests,
             Measure::Tokens => &mut headers.tokens,

@@ -109,8 +109,13 @@ mod tests {
     #[test]
     fn cache_reads_and_writes_are_priced_apart_from_plain_input() {
         let price = Price::new(3.0, 0.30, 3.75, 15.0);
-        let tokens =
-            Tokens { input: 1_000_000, cached_input: 600_000, cache_write: 100_000, output: 200_000, reasoning: 0 };
+        let tokens = Tokens {
+            input: 1_000_000,
+            cached_input: 600_000,
+            cache_write: 100_000,
+            output: 200_000,
+            reasoning: 0,
+        };
         // 300k plain × $3 + 600k cached × $0.30 + 100k writes × $3.75 + 200k out × $15.
         let expected = 0.9 + 0.18 + 0.375 + 3.0;
         assert!((price.cost(&tokens) - expected).abs() < 1e-9, "{}", price.cost(&tokens));
@@ -124,12 +129,20 @@ mod tests {
             Price { input: 1.0, cached_input: None, cache_write: None, output: 2.0 },
         );
         let pricing = Pricing::with_defaults(&overrides).unwrap();
-        let tokens = Tokens { input: 500_000, cached_input: 500_000, output: 1_000_000, ..Tokens::default() };
+        let tokens = Tokens {
+            input: 500_000,
+            cached_input: 500_000,
+            output: 1_000_000,
+            ..Tokens::default()
+        };
         // Without a cached price, cache reads cost the input price.
         assert!((pricing.cost("gpt-4o-mini", &tokens) - 2.5).abs() < 1e-9);
         assert_eq!(pricing.cost("no-such-model", &tokens), 0.0);
         assert!(pricing.price("claude-sonnet-4-5").is_some());
-        overrides.insert("bad".to_owned(), Price { input: -1.0, cached_input: None, cache_write: None, output: 0.0 });
+        overrides.insert(
+            "bad".to_owned(),
+            Price { input: -1.0, cached_input: None, cache_write: None, output: 0.0 },
+        );
         assert_eq!(Pricing::with_defaults(&overrides).unwrap_err(), "bad");
     }
 }

@@ -82,7 +82,11 @@ impl HourlyTotals {
             .entry(hour)
             .or_default()
             .entry((row.key.clone(), row.model.clone()))
-            .or_insert_with(|| UsageRow { key: row.key.clone(), model: row.model.clone(), ..UsageRow::default() })
+            .or_insert_with(|| UsageRow {
+                key: row.key.clone(),
+                model: row.model.clone(),
+                ..UsageRow::default()
+            })
             .add(&row);
         let oldest = hour.saturating_sub(MEMORY_RETENTION_HOURS);
         while self.hours.first_key_value().is_some_and(|(h, _)| *h < oldest) {
@@ -101,7 +105,11 @@ impl HourlyTotals {
         for (_, rows) in self.hours.range(first..=last) {
             for (k, row) in rows {
                 out.entry(k.clone())
-                    .or_insert_with(|| UsageRow { key: k.0.clone(), model: k.1.clone(), ..UsageRow::default() })
+                    .or_insert_with(|| UsageRow {
+                        key: k.0.clone(),
+                        model: k.1.clone(),
+                        ..UsageRow::default()
+                    })
                     .add(row);
             }
         }

@@ -92,7 +92,8 @@ impl Window {
 
 /// `count * remaining / window`, rounded down, without overflow.
 fn weighted(count: u64, remaining: u64, window: u64) -> u64 {
-    u64::try_from(u128::from(count) * u128::from(remaining) / u128::from(window)).unwrap_or(u64::MAX)
+    u64::try_from(u128::from(count) * u128::from(remaining) / u128::from(window))
+        .unwrap_or(u64::MAX)
 }
 
 /// The largest `r` in `0..=window` with `weighted(count, r, window) <= room`: how many ms of
@@ -165,8 +166,11 @@ mod tests {
 
     fn ops() -> impl Strategy<Value = Vec<Op>> {
         let op = prop_oneof![
-            (0..2_000u64, 1..400u64, 0..400u64)
-                .prop_map(|(at, reserve, actual)| Op::Admit { at, reserve, actual }),
+            (0..2_000u64, 1..400u64, 0..400u64).prop_map(|(at, reserve, actual)| Op::Admit {
+                at,
+                reserve,
+                actual
+            }),
             (0..20_000u64).prop_map(Op::Tick),
         ];
         prop::collection::vec(op, 1..200)

@@ -219,7 +219,8 @@ pub fn response_usage(api: NativeApi, body: &[u8]) -> Option<Usage> {
     }
     match api {
         NativeApi::AnthropicMessages => {
-            let parsed: WithUsage<anthropic::wire::WireUsage> = serde_json::from_slice(body).ok()?;
+            let parsed: WithUsage<anthropic::wire::WireUsage> =
+                serde_json::from_slice(body).ok()?;
             parsed.usage.map(|u| anthropic::usage_from_wire(&u))
         }
         NativeApi::OpenAiResponses => {

@@ -670,10 +670,9 @@ fn resolve_usage(
             redis.url = interpolate(&redis.url, "usage.redis.url", env)?;
             redis.key_prefix = interpolate(&redis.key_prefix, "usage.redis.key_prefix", env)?;
             prism_cache::RedisStore::new(&redis).map_err(|e| match e {
-                CacheError::InvalidConfig { field, reason } => ConfigError::invalid(
-                    field.replacen("cache.", "usage.", 1),
-                    reason,
-                ),
+                CacheError::InvalidConfig { field, reason } => {
+                    ConfigError::invalid(field.replacen("cache.", "usage.", 1), reason)
+                }
                 other => ConfigError::invalid("usage.redis", other.to_string()),
             })?;
             Counters::Redis(redis)
@@ -694,7 +693,10 @@ fn resolve_usage(
         Some(j) => {
             let path = interpolate(&j.path, "usage.jsonl.path", env)?;
             if path.is_empty() {
-                return Err(ConfigError::invalid("usage.jsonl.path", "must not be empty (- is stdout)"));
+                return Err(ConfigError::invalid(
+                    "usage.jsonl.path",
+                    "must not be empty (- is stdout)",
+                ));
             }
             Some(prism_ledger::JsonlConfig { path })
         }

@@ -32,7 +32,10 @@ struct Report {
 }
 
 /// Answers `GET /v1/usage`.
-pub(crate) async fn usage(state: &AppState, req: &http::Request<Incoming>) -> Response<ResponseBody> {
+pub(crate) async fn usage(
+    state: &AppState,
+    req: &http::Request<Incoming>,
+) -> Response<ResponseBody> {
     let key = match ingress::authenticate(state, req.headers()) {
         Ok(key) => key,
         Err(e) => return respond::error(Protocol::ChatCompletions, &e),
@@ -64,7 +67,14 @@ pub(crate) async fn usage(state: &AppState, req: &http::Request<Incoming>) -> Re
         None => ("memory", state.recorder.memory_totals(start, end)),
     };
     let total = grand_total(&data);
-    let report = Report { object: "usage.report", start: rfc3339(start), end: rfc3339(end), source, data, total };
+    let report = Report {
+        object: "usage.report",
+        start: rfc3339(start),
+        end: rfc3339(end),
+        source,
+        data,
+        total,
+    };
     json_response(StatusCode::OK, &report)
 }
 
@@ -91,9 +101,7 @@ fn range(query: &str, now: u64) -> Result<(u64, u64), GatewayError> {
 
 fn parse_time(value: &str, param: &str) -> Result<u64, GatewayError> {
     if let Ok(secs) = value.parse::<u64>() {
-        return secs
-            .checked_mul(1_000)
-            .ok_or_else(|| GatewayError::invalid(param, "out of range"));
+        return secs.checked_mul(1_000).ok_or_else(|| GatewayError::invalid(param, "out of range"));
     }
     let t = time::OffsetDateTime::parse(value, &Rfc3339).map_err(|_| {
         GatewayError::invalid(param, "expected Unix seconds or RFC 3339 (2026-12-03T00:00:00Z)")

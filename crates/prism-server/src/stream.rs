@@ -20,8 +20,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as _, Frame};
 use prism_ingress::StreamEncoder;
-use prism_providers::{ByteTranslator, Credentials, OutChunk, StreamSummary, TranslateError};
 use prism_ledger::Outcome;
+use prism_providers::{ByteTranslator, Credentials, OutChunk, StreamSummary, TranslateError};
 use prism_types::{ErrorObject, Usage};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
@@ -419,7 +419,8 @@ fn text_bytes(chunk: &prism_types::ChatChunk) -> u64 {
         n += d.reasoning_content.as_ref().map_or(0, String::len);
         for call in d.tool_calls.iter().flatten() {
             if let Some(f) = &call.function {
-                n += f.name.as_ref().map_or(0, String::len) + f.arguments.as_ref().map_or(0, String::len);
+                n += f.name.as_ref().map_or(0, String::len)
+                    + f.arguments.as_ref().map_or(0, String::len);
             }
         }
     }

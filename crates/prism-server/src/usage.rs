@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderName, HeaderValue, Response};
 use prism_ingress::Protocol;
 use prism_ledger::{
-    AdmitError, Admission, Outcome, RateHeaders, Recorder, Scopes, Tokens, UsageRecord,
+    Admission, AdmitError, Outcome, RateHeaders, Recorder, Scopes, Tokens, UsageRecord,
     estimate_output_tokens,
 };
 use prism_types::{ChatRequest, Usage};
@@ -261,9 +261,12 @@ impl Ticket {
     pub(crate) fn finish_response<B>(&mut self, resp: &mut Response<B>) {
         let status = resp.status().as_u16();
         let answered = resp.extensions_mut().remove::<Answered>().unwrap_or_default();
-        let outcome = resp.extensions().get::<Outcome>().copied().unwrap_or(
-            if resp.status().is_success() { Outcome::Completed } else { Outcome::Rejected },
-        );
+        let outcome =
+            resp.extensions().get::<Outcome>().copied().unwrap_or(if resp.status().is_success() {
+                Outcome::Completed
+            } else {
+                Outcome::Rejected
+            });
         let cost = self.finish(Ending {
             outcome,
             status,

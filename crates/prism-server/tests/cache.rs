@@ -595,4 +595,3 @@ fn the_example_configuration_has_a_cache() {
     assert!(config.models.iter().any(|m| m.cache.is_some_and(|c| !c.enabled)));
     assert!(config.models.iter().any(|m| m.cache.is_some_and(|c| c.ttl_secs.is_some())));
 }
-

@@ -184,7 +184,9 @@ fn parse_admit(out: &[i64], plan: &AdmitPlan) -> Result<StoreReply, LedgerError>
     };
     let windows = out[3..]
         .chunks_exact(3)
-        .map(|w| Ok(Window { index: as_u64(w[0])?, current: as_u64(w[1])?, previous: as_u64(w[2])? }))
+        .map(|w| {
+            Ok(Window { index: as_u64(w[0])?, current: as_u64(w[1])?, previous: as_u64(w[2])? })
+        })
         .collect::<Result<_, LedgerError>>()?;
     Ok(StoreReply { now_ms, windows, failed })
 }

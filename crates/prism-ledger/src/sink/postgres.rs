@@ -196,8 +196,12 @@ impl PostgresSink {
         PostgresSink { config, client: None }
     }
 
-    async fn insert(client: &Client, batch: &[Arc<UsageRecord>]) -> Result<u64, tokio_postgres::Error> {
-        let col = |f: &dyn Fn(&UsageRecord) -> String| batch.iter().map(|r| f(r)).collect::<Vec<_>>();
+    async fn insert(
+        client: &Client,
+        batch: &[Arc<UsageRecord>],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let col =
+            |f: &dyn Fn(&UsageRecord) -> String| batch.iter().map(|r| f(r)).collect::<Vec<_>>();
         let int = |f: &dyn Fn(&UsageRecord) -> u64| {
             batch.iter().map(|r| i64::try_from(f(r)).unwrap_or(i64::MAX)).collect::<Vec<i64>>()
         };
@@ -227,9 +231,26 @@ impl PostgresSink {
             .execute(
                 INSERT,
                 &[
-                    &request_id, &started, &key, &model, &deployment, &provider, &protocol, &stream,
-                    &input, &cached, &writes, &output, &reasoning, &cost, &estimated, &ttft,
-                    &duration, &attempts, &outcome, &status,
+                    &request_id,
+                    &started,
+                    &key,
+                    &model,
+                    &deployment,
+                    &provider,
+                    &protocol,
+                    &stream,
+                    &input,
+                    &cached,
+                    &writes,
+                    &output,
+                    &reasoning,
+                    &cost,
+                    &estimated,
+                    &ttft,
+                    &duration,
+                    &attempts,
+                    &outcome,
+                    &status,
                 ],
             )
             .await
@@ -265,7 +286,11 @@ impl Sink for PostgresSink {
 ///
 /// # Errors
 /// The database is unreachable or the query failed.
-pub async fn query_totals(config: &PostgresConfig, from_ms: u64, to_ms: u64) -> Result<Vec<UsageRow>, LedgerError> {
+pub async fn query_totals(
+    config: &PostgresConfig,
+    from_ms: u64,
+    to_ms: u64,
+) -> Result<Vec<UsageRow>, LedgerError> {
     let mut client = connect(config).await?;
     migrate(&mut client).await?;
     let timeout = Duration::from_millis(config.timeout_ms);

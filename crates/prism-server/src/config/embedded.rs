@@ -182,8 +182,7 @@ impl Config {
             cache: Some(CacheConfig::default()),
             guardrails: super::GuardrailPolicy::default(),
             usage: super::UsageSettings::default(),
-            pricing: prism_ledger::Pricing::with_defaults(&Default::default())
-                .unwrap_or_default(),
+            pricing: prism_ledger::Pricing::with_defaults(&Default::default()).unwrap_or_default(),
         }
     }
 }
