@@ -1,10 +1,12 @@
 //! The `prism` binary: `prism serve` runs the gateway (the embedded demo default when no
 //! `--config` is given), `prism check-config FILE` validates a configuration file, `prism chat`
-//! talks to a gateway from the terminal, and `prism simulate` runs the upstream simulator.
+//! talks to a gateway from the terminal, `prism usage` prints its usage totals, and
+//! `prism simulate` runs the upstream simulator.
 
 mod chat;
 mod serve;
 mod simulate;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,11 +34,18 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Run the upstream simulator (every provider's native wire format) on its own.
     Simulate(simulate::SimulateArgs),
+    /// Print a gateway's usage totals by key and model (an admin key, from PRISM_API_KEY).
+    Usage(usage::UsageArgs),
 }
 
 fn run_chat(args: chat::ChatArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(chat::run(args))
+}
+
+fn run_usage(args: usage::UsageArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(usage::run(args))
 }
 
 fn main() -> ExitCode {
@@ -46,6 +55,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => serve::check_config(&file),
         Command::Chat(args) => run_chat(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Usage(args) => run_usage(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -337,6 +337,27 @@ async fn records_reach_postgres_with_the_left_stream_billed_and_nothing_lost_on_
     assert_eq!(row["requests"], 6, "{report}");
     assert_eq!(row["estimated_requests"], 1, "{report}");
     assert_eq!(row["output_tokens"].as_u64().unwrap(), 5 * 24 + out, "{report}");
+
+    // `prism usage` prints the same totals; a key that is not an admin's is refused.
+    let usage = |key: &str| {
+        Command::new(PRISM)
+            .env_clear()
+            .env("PRISM_API_KEY", key)
+            .args(["usage", "--base-url", &url2])
+            .output()
+            .unwrap()
+    };
+    let printed = usage(ADMIN);
+    let table = String::from_utf8(printed.stdout).unwrap();
+    assert!(printed.status.success(), "{table}");
+    assert!(table.contains("(postgres)"), "{table}");
+    let fast = table.lines().find(|l| l.starts_with("tenant") && l.contains(" fast ")).unwrap();
+    assert_eq!(fast.split_whitespace().nth(2), Some("5"), "{table}");
+    assert!(table.lines().last().unwrap().starts_with("total"), "{table}");
+    let refused = usage(TENANT);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert!(stderr.contains("403") && stderr.contains("admin key"), "{stderr}");
 }
 
 /// Redis killed mid-test: an instance configured `fail_open` keeps serving without limits, one
