@@ -3,7 +3,7 @@
 //! When `redis-server` is not on PATH the tests print `SKIPPED: …` and pass, unless
 //! `PRISM_REQUIRE_REDIS=1` is set (CI sets it), in which case they fail.
 #![cfg(feature = "redis")]
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -47,7 +47,7 @@ impl LimitSpec {
         }
         for (name, value) in [("daily_usd", self.daily_usd), ("monthly_usd", self.monthly_usd)] {
             if let Some(v) = value
-                && !(v.is_finite() && v >= 0.0 && v <= 1e12)
+                && !(0.0..=1e12).contains(&v)
             {
                 return Err((format!("{field}.{name}"), "must be a number of dollars, 0 or more"));
             }
@@ -405,7 +405,7 @@ pub fn format_reset(ms: u64) -> String {
     }
     if ms < 60_000 {
         let tenths = ms.div_ceil(100);
-        return if tenths % 10 == 0 {
+        return if tenths.is_multiple_of(10) {
             format!("{}s", tenths / 10)
         } else {
             format!("{}.{}s", tenths / 10, tenths % 10)

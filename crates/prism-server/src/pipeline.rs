@@ -48,7 +48,7 @@ pub(crate) async fn serve(
         Err(e) => return books.reject(NO_LABEL, &e),
     };
     let request = &inbound.decoded.request;
-    let Admitted { route, permit } = match admission::admit(state, &inbound.key, &request.model) {
+    let Admitted { route, permit } = match admission::admit(state, inbound.key, &request.model) {
         Ok(admitted) => admitted,
         Err(refused) => {
             let label = refused.route.map_or(NO_LABEL, |r| r.name.as_str());
@@ -58,7 +58,7 @@ pub(crate) async fn serve(
     let model = route.name.as_str();
     span.record("model", model);
     // The usage ledger: limits and budgets, then one usage record however the request ends.
-    let facts = RequestFacts { request_id, protocol, key: &inbound.key, route, request, started };
+    let facts = RequestFacts { request_id, protocol, key: inbound.key, route, request, started };
     let mut ticket = match usage::admit(state, &facts).await {
         Ok(ticket) => Some(ticket),
         Err((e, rate_headers)) => {

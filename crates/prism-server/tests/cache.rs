@@ -2,7 +2,7 @@
 //! which counts the calls that got past the cache. The Redis tests start a real `redis-server`
 //! on a free port when one is installed (see [`RedisServer::start`]).
 
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use std::sync::Arc;
 use std::time::Duration;

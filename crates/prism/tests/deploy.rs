@@ -121,21 +121,21 @@ fn compose_port_mappings(text: &str) -> Vec<(String, u16, u16)> {
         if !in_services {
             continue;
         }
-        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) {
-            if !name.starts_with(' ') {
-                service = name.to_owned();
-                continue;
-            }
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
+            && !name.starts_with(' ')
+        {
+            service = name.to_owned();
+            continue;
         }
         let item = line.trim_start();
         let Some(mapping) = item.strip_prefix("- \"").and_then(|m| m.strip_suffix('"')) else {
             continue;
         };
         let parts: Vec<&str> = mapping.split(':').collect();
-        if let [host, container] = parts[..] {
-            if let (Ok(h), Ok(c)) = (host.parse(), container.parse()) {
-                out.push((service.clone(), h, c));
-            }
+        if let [host, container] = parts[..]
+            && let (Ok(h), Ok(c)) = (host.parse(), container.parse())
+        {
+            out.push((service.clone(), h, c));
         }
     }
     out
