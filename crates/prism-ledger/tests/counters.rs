@@ -30,10 +30,8 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 =
+            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) % below
     }
 }
@@ -68,7 +66,11 @@ async fn the_redis_script_and_the_memory_counters_agree() {
                 window("k:a:tpm", 2_000, reserve, Measure::Tokens),
                 window("m:x:tpm", 3_000, reserve, Measure::Tokens),
             ],
-            leases: vec![LeaseCheck { counter: "k:a:conc".into(), limit: 4, scope: ScopeKind::Key }],
+            leases: vec![LeaseCheck {
+                counter: "k:a:conc".into(),
+                limit: 4,
+                scope: ScopeKind::Key,
+            }],
             budgets: vec![BudgetCheck {
                 counter: "k:a:d1".into(),
                 limit_micros: 150_000,
@@ -113,7 +115,12 @@ async fn the_redis_script_and_the_memory_counters_agree() {
 }
 
 /// `tasks` admissions of `reserve` tokens at once against a limit of `limit`.
-async fn admitted_at_once(store: Arc<dyn CounterStore>, tasks: u64, reserve: u64, limit: u64) -> u64 {
+async fn admitted_at_once(
+    store: Arc<dyn CounterStore>,
+    tasks: u64,
+    reserve: u64,
+    limit: u64,
+) -> u64 {
     let mut handles = Vec::new();
     for i in 0..tasks {
         let store = Arc::clone(&store);

@@ -282,6 +282,12 @@ impl<'s> Books<'s> {
         );
         let mut resp = respond::error(self.protocol, &unserved.error);
         respond::set_attempts(&mut resp, unserved.attempts, Some(provider));
+        resp.extensions_mut().insert(Answered {
+            provider: provider.to_owned(),
+            upstream_model: Some(unserved.target.deployment.upstream_model.clone()),
+            usage: None,
+            attempts: unserved.attempts,
+        });
         resp
     }
 
@@ -328,6 +334,13 @@ impl<'s> Books<'s> {
         {
             let mut resp = respond::error(self.protocol, &e);
             respond::set_attempts(&mut resp, served.attempts, Some(provider));
+            // The upstream generated (and bills) the refused completion.
+            resp.extensions_mut().insert(Answered {
+                provider: provider.to_owned(),
+                upstream_model: Some(upstream_model.to_owned()),
+                usage: completion.usage.clone(),
+                attempts: served.attempts,
+            });
             return Err(resp);
         }
         let body = respond::serialize(&completion)

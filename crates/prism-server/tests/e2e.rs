@@ -10,6 +10,7 @@ mod e2e {
     pub(crate) mod providers;
     pub(crate) mod resilience;
     pub(crate) mod support;
+    pub(crate) mod usage;
 }
 
 use e2e::support;
