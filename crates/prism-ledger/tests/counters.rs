@@ -3,6 +3,7 @@
 //! arithmetic), and concurrent admissions that must never overshoot a limit, on both stores.
 //! The Redis tests run a real `redis-server` (skipped loudly without one, required in CI).
 #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
+#![cfg(feature = "redis")]
 
 use std::sync::Arc;
 
