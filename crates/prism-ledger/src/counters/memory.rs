@@ -134,3 +134,52 @@ impl CounterStore for MemoryCounters {
         "memory"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::limits::{MINUTE_MS, Measure, ScopeKind, WindowCheck};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Threads admitting at the same instant: exactly as many fit as the limit holds, never
+        /// one more, whatever the interleaving.
+        #[test]
+        fn concurrent_admissions_never_overshoot(
+            threads in 2..16usize,
+            per_thread in 1..20usize,
+            reserve in 1..500u64,
+            limit in 1..5_000u64,
+        ) {
+            let counters = MemoryCounters::new();
+            let plan = AdmitPlan {
+                windows: vec![WindowCheck {
+                    counter: "k:t:tpm".into(),
+                    limit,
+                    amount: reserve,
+                    window_ms: MINUTE_MS,
+                    measure: Measure::Tokens,
+                    scope: ScopeKind::Key,
+                }],
+                now_ms: Some(10 * MINUTE_MS + 1),
+                ..AdmitPlan::default()
+            };
+            let admitted: usize = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|_| {
+                        s.spawn(|| {
+                            (0..per_thread)
+                                .filter(|_| counters.admit_now(&plan).failed.is_none())
+                                .count()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+            });
+            let fits = usize::try_from(limit / reserve).unwrap_or(usize::MAX);
+            prop_assert_eq!(admitted, fits.min(threads * per_thread));
+        }
+    }
+}
