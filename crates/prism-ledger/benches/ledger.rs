@@ -4,6 +4,7 @@
 //! on each counter store. Redis runs on a local `redis-server` started for the bench (skipped
 //! without one). One `block_on` per iteration in every case, so the ratios compare like with
 //! like.
+#![expect(clippy::unwrap_used, reason = "a bench that cannot start should fail loudly")]
 
 use std::hint::black_box;
 use std::sync::Arc;
