@@ -1,12 +1,27 @@
-//! Prometheus metrics, written in the text exposition format by hand: a handful of counter and
-//! histogram families over small label sets (configured model and provider names, statuses), so a
-//! dependency would buy little. Streams add their per-chunk counts once, at the end, so the hot
-//! path touches no shared state.
+//! Prometheus metrics, kept and exposed by the `prometheus-client` crate: a handful of counter and
+//! histogram families over small label sets (configured model and provider names, statuses).
+//! Streams add their per-chunk counts once, at the end, so the hot path touches no shared state.
+//!
+//! [`Metrics::render`] writes the Prometheus text format, version 0.0.4 (the library's
+//! `prometheus_text` encoder, not its OpenMetrics one): no `# EOF` line, counter families named
+//! with their `_total` suffix on the `# HELP` and `# TYPE` lines, so `/metrics` can append the
+//! cache and usage counters it writes by hand and still serve `text/plain; version=0.0.4`. The
+//! names, labels, help texts, units and buckets are those of the hand-written exposition this
+//! replaced, listed in `docs/metrics.md`.
 
 use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
 
 /// Buckets of the time-to-first-token histogram, in seconds.
 const TTFT_BUCKETS: [f64; 12] =
@@ -14,47 +29,162 @@ const TTFT_BUCKETS: [f64; 12] =
 /// Buckets of the stream duration histogram, in seconds.
 const DURATION_BUCKETS: [f64; 12] =
     [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+/// Buckets of the histogram of the latency Prism itself adds, in seconds: from 0.1 ms.
+const ADDED_LATENCY_BUCKETS: [f64; 12] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
 
-/// All gateway metrics.
+/// A histogram family over `L`, every member with the same fixed buckets.
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn ttft_histogram() -> Histogram {
+    Histogram::new(TTFT_BUCKETS)
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+fn added_latency_histogram() -> Histogram {
+    Histogram::new(ADDED_LATENCY_BUCKETS)
+}
+
+/// All gateway metrics. Each field is a handle on a metric that `registry` also holds.
 #[derive(Debug)]
 pub struct Metrics {
-    requests: Counter<4>,
-    upstream_errors: Counter<2>,
-    retries: Counter<1>,
-    fallbacks: Counter<1>,
-    chunks: Counter<2>,
-    upstream_bytes: Counter<2>,
-    tokens: Counter<3>,
-    stream_endings: Counter<3>,
-    ttft: Histogram<2>,
-    stream_duration: Histogram<2>,
-    active_streams: AtomicI64,
-    guardrail_findings: Counter<4>,
-    /// Micro-dollars, rendered as dollars.
-    cost_micros: Counter<2>,
-    rate_limited: Counter<1>,
-    ledger_errors: Counter<2>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    upstream_errors: Family<ProviderKindLabels, Counter>,
+    retries: Family<ProviderLabels, Counter>,
+    fallbacks: Family<ModelLabels, Counter>,
+    chunks: Family<DeploymentLabels, Counter>,
+    upstream_bytes: Family<DeploymentLabels, Counter>,
+    tokens: Family<TokenLabels, Counter>,
+    stream_endings: Family<EndingLabels, Counter>,
+    ttft: HistogramFamily<DeploymentLabels>,
+    stream_duration: HistogramFamily<DeploymentLabels>,
+    added_latency: HistogramFamily<StageLabels>,
+    active_streams: Gauge,
+    guardrail_findings: Family<GuardrailLabels, Counter>,
+    /// Kept in micro-dollars, exposed in dollars.
+    cost: Family<DeploymentLabels, MicroDollars>,
+    rate_limited: Family<LimitLabels, Counter>,
+    ledger_errors: Family<LedgerLabels, Counter>,
+    config_reloads: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            requests: Counter::new(["protocol", "model", "provider", "status"]),
-            upstream_errors: Counter::new(["provider", "kind"]),
-            retries: Counter::new(["provider"]),
-            fallbacks: Counter::new(["model"]),
-            chunks: Counter::new(["model", "provider"]),
-            upstream_bytes: Counter::new(["model", "provider"]),
-            tokens: Counter::new(["model", "provider", "kind"]),
-            stream_endings: Counter::new(["model", "provider", "reason"]),
-            ttft: Histogram::new(["model", "provider"], &TTFT_BUCKETS),
-            stream_duration: Histogram::new(["model", "provider"], &DURATION_BUCKETS),
-            active_streams: AtomicI64::new(0),
-            guardrail_findings: Counter::new(["rule", "detector", "stage", "mode"]),
-            cost_micros: Counter::new(["model", "provider"]),
-            rate_limited: Counter::new(["limit"]),
-            ledger_errors: Counter::new(["backend", "op"]),
-        }
+        let m = Metrics {
+            registry: Registry::default(),
+            requests: Family::default(),
+            upstream_errors: Family::default(),
+            retries: Family::default(),
+            fallbacks: Family::default(),
+            chunks: Family::default(),
+            upstream_bytes: Family::default(),
+            tokens: Family::default(),
+            stream_endings: Family::default(),
+            ttft: Family::new_with_constructor(ttft_histogram),
+            stream_duration: Family::new_with_constructor(duration_histogram),
+            added_latency: Family::new_with_constructor(added_latency_histogram),
+            active_streams: Gauge::default(),
+            guardrail_findings: Family::default(),
+            cost: Family::default(),
+            rate_limited: Family::default(),
+            ledger_errors: Family::default(),
+            config_reloads: Family::default(),
+        };
+        // The library appends `_total` to counter names and a full stop to help texts, so the
+        // names below lack the one and the texts the other; the exposed names are those of
+        // `docs/metrics.md`.
+        let mut registry = Registry::default();
+        registry.register(
+            "prism_requests",
+            "Chat completion requests by model, provider and HTTP status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "prism_upstream_errors",
+            "Failed upstream attempts by provider and kind",
+            m.upstream_errors.clone(),
+        );
+        registry.register(
+            "prism_upstream_retries",
+            "Retries of an upstream deployment",
+            m.retries.clone(),
+        );
+        registry.register(
+            "prism_fallbacks",
+            "Moves to the next deployment of a model",
+            m.fallbacks.clone(),
+        );
+        registry.register(
+            "prism_time_to_first_token_seconds",
+            "Time from request to the first upstream content",
+            m.ttft.clone(),
+        );
+        registry.register(
+            "prism_stream_duration_seconds",
+            "Duration of streamed responses",
+            m.stream_duration.clone(),
+        );
+        registry.register(
+            "prism_chunks",
+            "chat.completion.chunk events sent to clients",
+            m.chunks.clone(),
+        );
+        registry.register(
+            "prism_upstream_bytes",
+            "Response bytes read from upstreams by streams",
+            m.upstream_bytes.clone(),
+        );
+        registry.register(
+            "prism_tokens",
+            "Tokens by kind (prompt = in, completion = out), as the upstream reported them",
+            m.tokens.clone(),
+        );
+        registry.register(
+            "prism_stream_endings",
+            "How streams ended: done, error, timeout, client_closed",
+            m.stream_endings.clone(),
+        );
+        registry.register(
+            "prism_guardrail_findings",
+            "Guardrail findings by rule, detector, stage (input, output) and mode (enforce, monitor)",
+            m.guardrail_findings.clone(),
+        );
+        registry.register(
+            "prism_cost_usd",
+            "Spend in US dollars by model and provider, from the [pricing] table",
+            m.cost.clone(),
+        );
+        registry.register(
+            "prism_rate_limited",
+            "Requests refused by a rate limit, concurrency limit or budget, by limit",
+            m.rate_limited.clone(),
+        );
+        registry.register(
+            "prism_ledger_errors",
+            "Failed operations on the limit counters, by backend and operation",
+            m.ledger_errors.clone(),
+        );
+        registry.register(
+            "prism_added_latency_seconds",
+            "Latency Prism itself adds, by stage: before_upstream (request read to upstream \
+             request sent), first_byte (first upstream byte to first byte to the client)",
+            m.added_latency.clone(),
+        );
+        registry.register(
+            "prism_config_reloads",
+            "Configuration reloads by outcome (ok, invalid)",
+            m.config_reloads.clone(),
+        );
+        registry.register(
+            "prism_active_streams",
+            "Streams currently open",
+            m.active_streams.clone(),
+        );
+        Metrics { registry, ..m }
     }
 }
 
@@ -71,29 +201,64 @@ impl Metrics {
     /// Counts one answered request by client protocol. `model` and `provider` must be configured names (or `-`),
     /// never raw client input, to keep cardinality bounded.
     pub(crate) fn request(&self, protocol: &str, model: &str, provider: &str, status: u16) {
-        let mut s = [0u8; 3];
-        let status = status_str(status, &mut s);
-        self.requests.add([protocol, model, provider, status], 1);
+        let labels = RequestLabels {
+            protocol: protocol.to_owned(),
+            model: model.to_owned(),
+            provider: provider.to_owned(),
+            status: Status(status),
+        };
+        self.requests.get_or_create(&labels).inc();
     }
 
     pub(crate) fn upstream_error(&self, provider: &str, kind: &str) {
-        self.upstream_errors.add([provider, kind], 1);
+        let labels = ProviderKindLabels { provider: provider.to_owned(), kind: kind.to_owned() };
+        self.upstream_errors.get_or_create(&labels).inc();
     }
 
     pub(crate) fn retry(&self, provider: &str) {
-        self.retries.add([provider], 1);
+        self.retries.get_or_create(&ProviderLabels { provider: provider.to_owned() }).inc();
     }
 
     pub(crate) fn fallback(&self, model: &str) {
-        self.fallbacks.add([model], 1);
+        self.fallbacks.get_or_create(&ModelLabels { model: model.to_owned() }).inc();
     }
 
     pub(crate) fn ttft(&self, model: &str, provider: &str, ttft: Duration) {
-        self.ttft.observe([model, provider], ttft.as_secs_f64());
+        self.ttft
+            .get_or_create(&DeploymentLabels::new(model, provider))
+            .observe(ttft.as_secs_f64());
+    }
+
+    /// Records latency that Prism itself added to a request at `stage` (`before_upstream`:
+    /// from the request read to the upstream request sent; `first_byte`: from the first upstream
+    /// byte to the first byte written to the client).
+    #[allow(
+        dead_code,
+        reason = "its callers, in the request path and the config reload, land separately"
+    )]
+    pub(crate) fn added_latency(
+        &self,
+        model: &str,
+        provider: &str,
+        stage: &'static str,
+        latency: Duration,
+    ) {
+        let labels = StageLabels { model: model.to_owned(), provider: provider.to_owned(), stage };
+        self.added_latency.get_or_create(&labels).observe(latency.as_secs_f64());
+    }
+
+    /// Counts one configuration reload by `outcome`: `ok` (applied) or `invalid` (rejected, the
+    /// running configuration kept).
+    #[allow(
+        dead_code,
+        reason = "its callers, in the request path and the config reload, land separately"
+    )]
+    pub(crate) fn config_reload(&self, outcome: &'static str) {
+        self.config_reloads.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     pub(crate) fn stream_started(&self) {
-        self.active_streams.fetch_add(1, Ordering::Relaxed);
+        self.active_streams.inc();
     }
 
     pub(crate) fn stream_ended(
@@ -104,273 +269,201 @@ impl Metrics {
         elapsed: Duration,
         t: StreamTotals,
     ) {
-        self.active_streams.fetch_sub(1, Ordering::Relaxed);
-        self.stream_endings.add([model, provider, reason], 1);
-        self.stream_duration.observe([model, provider], elapsed.as_secs_f64());
-        self.chunks.add([model, provider], t.chunks);
-        self.upstream_bytes.add([model, provider], t.upstream_bytes);
+        self.active_streams.dec();
+        let ending = EndingLabels {
+            model: model.to_owned(),
+            provider: provider.to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.stream_endings.get_or_create(&ending).inc();
+        let deployment = DeploymentLabels::new(model, provider);
+        self.stream_duration.get_or_create(&deployment).observe(elapsed.as_secs_f64());
+        add(&self.chunks, &deployment, t.chunks);
+        add(&self.upstream_bytes, &deployment, t.upstream_bytes);
         self.tokens(model, provider, t.prompt_tokens, t.completion_tokens);
     }
 
     pub(crate) fn tokens(&self, model: &str, provider: &str, prompt: u64, completion: u64) {
-        if prompt > 0 {
-            self.tokens.add([model, provider, "prompt"], prompt);
-        }
-        if completion > 0 {
-            self.tokens.add([model, provider, "completion"], completion);
+        for (kind, n) in [("prompt", prompt), ("completion", completion)] {
+            if n > 0 {
+                let labels =
+                    TokenLabels { model: model.to_owned(), provider: provider.to_owned(), kind };
+                self.tokens.get_or_create(&labels).inc_by(n);
+            }
         }
     }
 
     /// Counts one guardrail finding. `rule` is a configured rule name, `detector` a fixed label
     /// (`pii:card`), so cardinality stays bounded.
     pub(crate) fn guardrail_finding(&self, rule: &str, detector: &str, stage: &str, mode: &str) {
-        self.guardrail_findings.add([rule, detector, stage, mode], 1);
+        let labels = GuardrailLabels {
+            rule: rule.to_owned(),
+            detector: detector.to_owned(),
+            stage: stage.to_owned(),
+            mode: mode.to_owned(),
+        };
+        self.guardrail_findings.get_or_create(&labels).inc();
     }
 
     /// Adds a request's cost, in US dollars.
     pub(crate) fn cost(&self, model: &str, provider: &str, usd: f64) {
-        self.cost_micros.add([model, provider], prism_ledger::limits::usd_to_micros(usd));
+        let micros = prism_ledger::limits::usd_to_micros(usd);
+        if micros > 0 {
+            let labels = DeploymentLabels::new(model, provider);
+            self.cost.get_or_create(&labels).0.fetch_add(micros, Ordering::Relaxed);
+        }
     }
 
     /// Counts a request refused by the usage ledger; `limit` is its label (`tpm`, …).
     pub(crate) fn rate_limited(&self, limit: &str) {
-        self.rate_limited.add([limit], 1);
+        self.rate_limited.get_or_create(&LimitLabels { limit: limit.to_owned() }).inc();
     }
 
     /// Counts a failed admission or settlement on the limit counters.
     pub(crate) fn ledger_error(&self, backend: &str, op: &str) {
-        self.ledger_errors.add([backend, op], 1);
+        let labels = LedgerLabels { backend: backend.to_owned(), op: op.to_owned() };
+        self.ledger_errors.get_or_create(&labels).inc();
     }
 
     /// Streams currently open.
     pub fn active_streams(&self) -> i64 {
-        self.active_streams.load(Ordering::Relaxed)
+        self.active_streams.get()
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The Prometheus text exposition (format 0.0.4) of every metric, without a `# EOF` line, so
+    /// more families can be appended. A family with no series yet is left out.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        self.requests.render(
-            &mut out,
-            "prism_requests_total",
-            "Chat completion requests by model, provider and HTTP status.",
-        );
-        self.upstream_errors.render(
-            &mut out,
-            "prism_upstream_errors_total",
-            "Failed upstream attempts by provider and kind.",
-        );
-        self.retries.render(
-            &mut out,
-            "prism_upstream_retries_total",
-            "Retries of an upstream deployment.",
-        );
-        self.fallbacks.render(
-            &mut out,
-            "prism_fallbacks_total",
-            "Moves to the next deployment of a model.",
-        );
-        self.ttft.render(
-            &mut out,
-            "prism_time_to_first_token_seconds",
-            "Time from request to the first upstream content.",
-        );
-        self.stream_duration.render(
-            &mut out,
-            "prism_stream_duration_seconds",
-            "Duration of streamed responses.",
-        );
-        self.chunks.render(
-            &mut out,
-            "prism_chunks_total",
-            "chat.completion.chunk events sent to clients.",
-        );
-        self.upstream_bytes.render(
-            &mut out,
-            "prism_upstream_bytes_total",
-            "Response bytes read from upstreams by streams.",
-        );
-        self.tokens.render(
-            &mut out,
-            "prism_tokens_total",
-            "Tokens by kind (prompt = in, completion = out), as the upstream reported them.",
-        );
-        self.stream_endings.render(
-            &mut out,
-            "prism_stream_endings_total",
-            "How streams ended: done, error, timeout, client_closed.",
-        );
-        self.guardrail_findings.render(
-            &mut out,
-            "prism_guardrail_findings_total",
-            "Guardrail findings by rule, detector, stage (input, output) and mode (enforce, monitor).",
-        );
-        self.cost_micros.render_scaled(
-            &mut out,
-            "prism_cost_usd_total",
-            "Spend in US dollars by model and provider, from the [pricing] table.",
-            1e-6,
-        );
-        self.rate_limited.render(
-            &mut out,
-            "prism_rate_limited_total",
-            "Requests refused by a rate limit, concurrency limit or budget, by limit.",
-        );
-        self.ledger_errors.render(
-            &mut out,
-            "prism_ledger_errors_total",
-            "Failed operations on the limit counters, by backend and operation.",
-        );
-        let _ = writeln!(out, "# HELP prism_active_streams Streams currently open.");
-        let _ = writeln!(out, "# TYPE prism_active_streams gauge");
-        let _ = writeln!(out, "prism_active_streams {}", self.active_streams());
+        if prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry).is_err() {
+            // Writing to a `String` cannot fail; the encoder fails only on a metric it cannot
+            // encode, which none of ours is.
+            let _ = writeln!(out, "# prism: metrics encoding failed");
+        }
+        // The 0.0.4 encoder writes no `# EOF` (the OpenMetrics one does): make sure none ends up
+        // before the text that `/metrics` appends.
+        if out.ends_with("# EOF\n") {
+            out.truncate(out.len() - "# EOF\n".len());
+        }
         out
     }
 }
 
-fn status_str(status: u16, buf: &mut [u8; 3]) -> &str {
-    let status = status.min(999);
-    buf[0] = b'0' + (status / 100) as u8;
-    buf[1] = b'0' + (status / 10 % 10) as u8;
-    buf[2] = b'0' + (status % 10) as u8;
-    std::str::from_utf8(buf).unwrap_or("000")
-}
-
-/// A counter family: a short list of label sets, scanned linearly (there are few of them).
-#[derive(Debug)]
-struct Counter<const N: usize> {
-    names: [&'static str; N],
-    series: Mutex<Vec<([String; N], u64)>>,
-}
-
-impl<const N: usize> Counter<N> {
-    fn new(names: [&'static str; N]) -> Self {
-        Counter { names, series: Mutex::new(Vec::new()) }
-    }
-
-    fn add(&self, labels: [&str; N], value: u64) {
-        if value == 0 {
-            return;
-        }
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        match series.iter_mut().find(|(l, _)| l.iter().zip(labels).all(|(a, b)| a == b)) {
-            Some((_, v)) => *v += value,
-            None => series.push((labels.map(str::to_owned), value)),
-        }
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        self.render_scaled(out, name, help, 1.0);
-    }
-
-    /// Renders each count times `scale` (a counter kept in smaller integer units).
-    fn render_scaled(&self, out: &mut String, name: &str, help: &str, scale: f64) {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
-        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        for (labels, value) in series.iter() {
-            let _ = write!(out, "{name}");
-            write_labels(out, &self.names, labels, None);
-            if scale == 1.0 {
-                let _ = writeln!(out, " {value}");
-            } else {
-                let _ = writeln!(out, " {}", *value as f64 * scale);
-            }
-        }
+/// Adds `n` to the series of `labels`, creating no series for nothing (as the hand-written
+/// counters did).
+fn add<L: Clone + std::hash::Hash + Eq>(family: &Family<L, Counter>, labels: &L, n: u64) {
+    if n > 0 {
+        family.get_or_create(labels).inc_by(n);
     }
 }
 
-/// A histogram family with fixed buckets.
-#[derive(Debug)]
-struct Histogram<const N: usize> {
-    names: [&'static str; N],
-    buckets: &'static [f64],
-    series: Mutex<Vec<([String; N], HistogramData)>>,
-}
+/// An HTTP status as a label value: always three digits (`000` to `999`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Status(u16);
 
-#[derive(Debug)]
-struct HistogramData {
-    /// Non-cumulative count per bucket; the last slot is +Inf.
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-impl<const N: usize> Histogram<N> {
-    fn new(names: [&'static str; N], buckets: &'static [f64]) -> Self {
-        Histogram { names, buckets, series: Mutex::new(Vec::new()) }
-    }
-
-    fn observe(&self, labels: [&str; N], value: f64) {
-        let slot = self.buckets.iter().position(|b| value <= *b).unwrap_or(self.buckets.len());
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let idx = match series.iter().position(|(l, _)| l.iter().zip(labels).all(|(a, b)| a == b)) {
-            Some(i) => i,
-            None => {
-                let data =
-                    HistogramData { counts: vec![0; self.buckets.len() + 1], sum: 0.0, count: 0 };
-                series.push((labels.map(str::to_owned), data));
-                series.len() - 1
-            }
-        };
-        let data = &mut series[idx].1;
-        data.counts[slot] += 1;
-        data.sum += value;
-        data.count += 1;
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        for (labels, data) in series.iter() {
-            let mut cumulative = 0;
-            for (i, count) in data.counts.iter().enumerate() {
-                cumulative += count;
-                let le = self.buckets.get(i).map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
-                let _ = write!(out, "{name}_bucket");
-                write_labels(out, &self.names, labels, Some(&le));
-                let _ = writeln!(out, " {cumulative}");
-            }
-            let _ = write!(out, "{name}_sum");
-            write_labels(out, &self.names, labels, None);
-            let _ = writeln!(out, " {}", data.sum);
-            let _ = write!(out, "{name}_count");
-            write_labels(out, &self.names, labels, None);
-            let _ = writeln!(out, " {}", data.count);
-        }
+impl EncodeLabelValue for Status {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        write!(encoder, "{:03}", self.0.min(999))
     }
 }
 
-fn write_labels(out: &mut String, names: &[&str], values: &[String], le: Option<&str>) {
-    out.push('{');
-    let mut first = true;
-    for (name, value) in names.iter().zip(values) {
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        out.push_str(name);
-        out.push_str("=\"");
-        for c in value.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
+/// A counter kept in micro-dollars (integers, so sums do not drift) and exposed in dollars.
+#[derive(Debug, Default)]
+struct MicroDollars(AtomicU64);
+
+impl TypedMetric for MicroDollars {
+    const TYPE: MetricType = MetricType::Counter;
+}
+
+impl EncodeMetric for MicroDollars {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let usd = self.0.load(Ordering::Relaxed) as f64 * 1e-6;
+        encoder.encode_counter::<NoLabelSet, _, u64>(&usd, None)
     }
-    if let Some(le) = le {
-        if !first {
-            out.push(',');
-        }
-        out.push_str("le=\"");
-        out.push_str(le);
-        out.push('"');
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
     }
-    out.push('}');
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    protocol: String,
+    model: String,
+    provider: String,
+    status: Status,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ProviderKindLabels {
+    provider: String,
+    kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ModelLabels {
+    model: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DeploymentLabels {
+    model: String,
+    provider: String,
+}
+
+impl DeploymentLabels {
+    fn new(model: &str, provider: &str) -> Self {
+        DeploymentLabels { model: model.to_owned(), provider: provider.to_owned() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TokenLabels {
+    model: String,
+    provider: String,
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EndingLabels {
+    model: String,
+    provider: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StageLabels {
+    model: String,
+    provider: String,
+    stage: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GuardrailLabels {
+    rule: String,
+    detector: String,
+    stage: String,
+    mode: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LimitLabels {
+    limit: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LedgerLabels {
+    backend: String,
+    op: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
 }
 
 #[cfg(test)]
@@ -386,14 +479,133 @@ mod tests {
         m.ttft("demo/openai", "demo-openai", Duration::from_millis(30));
         m.stream_started();
         let text = m.render();
+        assert!(text.contains("# HELP prism_requests_total Chat completion requests by model, provider and HTTP status.\n# TYPE prism_requests_total counter\n"), "{text}");
         assert!(text.contains("prism_requests_total{protocol=\"chat_completions\",model=\"demo/openai\",provider=\"demo-openai\",status=\"200\"} 2\n"), "{text}");
         assert!(text.contains(
             "prism_requests_total{protocol=\"messages\",model=\"we\\\"ird\",provider=\"-\",status=\"404\"} 1\n"
-        ));
-        assert!(text.contains("prism_time_to_first_token_seconds_bucket{model=\"demo/openai\",provider=\"demo-openai\",le=\"0.025\"} 0\n"));
-        assert!(text.contains("prism_time_to_first_token_seconds_bucket{model=\"demo/openai\",provider=\"demo-openai\",le=\"0.05\"} 1\n"));
-        assert!(text.contains("prism_time_to_first_token_seconds_bucket{model=\"demo/openai\",provider=\"demo-openai\",le=\"+Inf\"} 1\n"));
-        assert!(text.contains("prism_time_to_first_token_seconds_count{model=\"demo/openai\",provider=\"demo-openai\"} 1\n"));
-        assert!(text.contains("prism_active_streams 1\n"));
+        ), "{text}");
+        assert!(text.contains("# TYPE prism_time_to_first_token_seconds histogram\n"), "{text}");
+        assert!(text.contains("prism_time_to_first_token_seconds_bucket{model=\"demo/openai\",provider=\"demo-openai\",le=\"0.025\"} 0\n"), "{text}");
+        assert!(text.contains("prism_time_to_first_token_seconds_bucket{model=\"demo/openai\",provider=\"demo-openai\",le=\"0.05\"} 1\n"), "{text}");
+        assert!(text.contains("prism_time_to_first_token_seconds_bucket{model=\"demo/openai\",provider=\"demo-openai\",le=\"1\"} 1\n"), "{text}");
+        assert!(text.contains("prism_time_to_first_token_seconds_bucket{model=\"demo/openai\",provider=\"demo-openai\",le=\"+Inf\"} 1\n"), "{text}");
+        assert!(text.contains("prism_time_to_first_token_seconds_count{model=\"demo/openai\",provider=\"demo-openai\"} 1\n"), "{text}");
+        assert!(
+            text.contains("# TYPE prism_active_streams gauge\nprism_active_streams 1\n"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(!text.contains("_total_total"), "{text}");
+        assert!(text.ends_with('\n'), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::default();
+        m.upstream_error("back\\slash", "new\nline");
+        m.request("chat_completions", "-", "-", 0);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "prism_upstream_errors_total{provider=\"back\\\\slash\",kind=\"new\\nline\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("status=\"000\"} 1\n"), "{text}");
+    }
+
+    #[test]
+    fn stream_totals_and_cost() {
+        let m = Metrics::default();
+        m.stream_started();
+        let totals =
+            StreamTotals { chunks: 7, upstream_bytes: 0, prompt_tokens: 11, completion_tokens: 13 };
+        m.stream_ended("demo", "p", "done", Duration::from_millis(300), totals);
+        m.cost("demo", "p", 0.25);
+        m.cost("demo", "p", 1.25);
+        assert_eq!(m.active_streams(), 0);
+        let text = m.render();
+        assert!(text.contains("prism_chunks_total{model=\"demo\",provider=\"p\"} 7\n"), "{text}");
+        // A zero total adds no series.
+        assert!(!text.contains("prism_upstream_bytes_total{"), "{text}");
+        assert!(
+            text.contains("prism_tokens_total{model=\"demo\",provider=\"p\",kind=\"prompt\"} 11\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "prism_tokens_total{model=\"demo\",provider=\"p\",kind=\"completion\"} 13\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "prism_stream_endings_total{model=\"demo\",provider=\"p\",reason=\"done\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("prism_stream_duration_seconds_bucket{model=\"demo\",provider=\"p\",le=\"0.25\"} 0\n"), "{text}");
+        assert!(
+            text.contains(
+                "prism_stream_duration_seconds_bucket{model=\"demo\",provider=\"p\",le=\"0.5\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE prism_cost_usd_total counter\n"), "{text}");
+        assert!(
+            text.contains("prism_cost_usd_total{model=\"demo\",provider=\"p\"} 1.5\n"),
+            "{text}"
+        );
+        assert!(text.contains("prism_active_streams 0\n"), "{text}");
+    }
+
+    #[test]
+    fn added_latency_buckets() {
+        let m = Metrics::default();
+        m.added_latency("demo", "p", "before_upstream", Duration::from_micros(300));
+        let text = m.render();
+        assert!(text.contains("# TYPE prism_added_latency_seconds histogram\n"), "{text}");
+        let bucket = |le: &str, n: u64| {
+            format!(
+                "prism_added_latency_seconds_bucket{{model=\"demo\",provider=\"p\",stage=\"before_upstream\",le=\"{le}\"}} {n}\n"
+            )
+        };
+        assert!(text.contains(&bucket("0.0001", 0)), "{text}");
+        assert!(text.contains(&bucket("0.00025", 0)), "{text}");
+        assert!(text.contains(&bucket("0.0005", 1)), "{text}");
+        assert!(text.contains(&bucket("0.001", 1)), "{text}");
+        assert!(text.contains(&bucket("1", 1)), "{text}");
+        assert!(text.contains(&bucket("+Inf", 1)), "{text}");
+        assert!(text.contains("prism_added_latency_seconds_count{model=\"demo\",provider=\"p\",stage=\"before_upstream\"} 1\n"), "{text}");
+        // Exactly the 12 configured buckets and +Inf.
+        assert_eq!(text.matches("prism_added_latency_seconds_bucket{").count(), 13, "{text}");
+    }
+
+    #[test]
+    fn config_reload_counter() {
+        let m = Metrics::default();
+        assert!(!m.render().contains("prism_config_reloads_total{"));
+        m.config_reload("ok");
+        m.config_reload("ok");
+        m.config_reload("invalid");
+        let text = m.render();
+        assert!(text.contains("# TYPE prism_config_reloads_total counter\n"), "{text}");
+        assert!(text.contains("prism_config_reloads_total{outcome=\"ok\"} 2\n"), "{text}");
+        assert!(text.contains("prism_config_reloads_total{outcome=\"invalid\"} 1\n"), "{text}");
+    }
+
+    #[test]
+    fn render_can_be_appended_to() {
+        let m = Metrics::default();
+        m.retry("p");
+        let mut text = m.render();
+        text.push_str("# TYPE prism_cache_hits_total counter\nprism_cache_hits_total 1\n");
+        let eof = text.find("# EOF");
+        assert_eq!(eof, None, "{text}");
+        assert!(text.contains("prism_upstream_retries_total{provider=\"p\"} 1\n"), "{text}");
+        assert!(
+            text.ends_with("prism_active_streams 0\n# TYPE prism_cache_hits_total counter\nprism_cache_hits_total 1\n"),
+            "{text}"
+        );
     }
 }
