@@ -221,6 +221,12 @@ impl Ledger {
         })
     }
 
+    /// Applies a settlement now when the counters can without waiting (in memory); `false`
+    /// means it must go through [`Ledger::settle`].
+    pub fn settle_now(&self, settlement: &Settlement) -> bool {
+        settlement.is_empty() || self.counters.settle_now(settlement)
+    }
+
     /// Applies a settlement.
     ///
     /// # Errors

@@ -17,10 +17,13 @@ use prism_providers::{
 use prism_types::{ChatChunk, ChatCompletion, ChatRequest, ErrorObject};
 use rand::Rng;
 use tokio::time::{Instant, timeout_at};
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::config::{ModelRoute, RetryPolicy, RouteTarget};
 use crate::error::GatewayError;
 use crate::state::AppState;
+use crate::telemetry::{self, ClientTrace};
 
 /// Largest upstream error body read (the rest is not needed to map the error).
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -39,6 +42,12 @@ pub(crate) struct Exchange<'a> {
     pub(crate) total_deadline: Instant,
     /// The same-protocol lane, for a client that speaks a provider's own protocol.
     pub(crate) native: Option<Native<'a>>,
+    /// The client's trace headers, for the upstream request.
+    pub(crate) client_trace: ClientTrace,
+    /// When the request arrived, for the gateway's own added latency.
+    pub(crate) started: Instant,
+    /// Set once the first upstream request went out.
+    pub(crate) sent: std::sync::atomic::AtomicBool,
 }
 
 /// A request that a deployment speaking the client's protocol gets as the client sent it.
@@ -251,10 +260,29 @@ pub(crate) async fn serve<'r>(
                 state.metrics.retry(&target.provider);
             }
             attempts += 1;
-            let result = attempt(state, ex, target).await;
+            let deployment = &target.deployment;
+            // One span per upstream call, child of the request's: retries and fallbacks show.
+            let span = tracing::info_span!(
+                "upstream",
+                otel.name = %format_args!("chat {}", deployment.upstream_model),
+                otel.kind = "client",
+                provider = %target.provider,
+                attempt = attempts,
+            );
+            span.set_attribute("gen_ai.operation.name", "chat");
+            span.set_attribute("gen_ai.provider.name", telemetry::provider_name(deployment.kind));
+            span.set_attribute("gen_ai.request.model", deployment.upstream_model.clone());
+            span.set_attribute(
+                "server.address",
+                telemetry::host_of(&deployment.base_url).to_owned(),
+            );
+            let result = attempt(state, ex, target, &span).instrument(span.clone()).await;
             let failure = match result {
                 Ok(answer) => return Ok(Served { answer, target, attempts }),
-                Err(failure) => failure,
+                Err(failure) => {
+                    telemetry::fail(&span, failure.kind);
+                    failure
+                }
             };
             state.metrics.upstream_error(&target.provider, failure.kind);
             tracing::warn!(
@@ -311,6 +339,7 @@ async fn attempt(
     state: &AppState,
     ex: &Exchange<'_>,
     target: &RouteTarget,
+    span: &tracing::Span,
 ) -> Result<Answer, Failure> {
     let deployment = &target.deployment;
     let native = ex
@@ -337,10 +366,18 @@ async fn attempt(
         }
         f
     })?;
-    let request = reqwest::Request::try_from(request.map(reqwest::Body::from)).map_err(|e| {
-        tracing::error!(error = %e.without_url_ref(), "translator built an unusable request");
-        Failure::new(GatewayError::Internal, Next::Fallback, "bad_request_build")
-    })?;
+    let mut request =
+        reqwest::Request::try_from(request.map(reqwest::Body::from)).map_err(|e| {
+            tracing::error!(error = %e.without_url_ref(), "translator built an unusable request");
+            Failure::new(GatewayError::Internal, Next::Fallback, "bad_request_build")
+        })?;
+    telemetry::inject(span, request.headers_mut(), &ex.client_trace);
+    if !ex.sent.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        // Prism's own time before the upstream hears of the request: decode, admission,
+        // checks, translation (not retries, which are the upstream's doing).
+        let latency = ex.started.elapsed();
+        state.metrics.added_latency(&ex.route.name, &target.provider, "before_upstream", latency);
+    }
     let deadline = if ex.stream {
         let ttft = target.ttft_deadline.unwrap_or(state.config.timeouts.first_token);
         (Instant::now() + ttft).min(ex.total_deadline)
@@ -353,6 +390,7 @@ async fn attempt(
         Ok(Ok(response)) => response,
     };
     let status = response.status();
+    span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
     if !status.is_success() {
         let retry_after = retry_after_secs(response.headers());
         let body = read_limited(response, MAX_ERROR_BODY, deadline, true).await.unwrap_or_default();

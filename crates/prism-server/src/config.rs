@@ -104,6 +104,51 @@ pub struct Config {
     pub usage: UsageSettings,
     /// Prices by upstream model: the shipped table with `[pricing]` on top.
     pub pricing: Pricing,
+    /// OpenTelemetry export (`[telemetry]`, or the standard `OTEL_*` variables).
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`, resolved. Export is on when an endpoint is set, in the file or as
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// The OTLP collector, e.g. `http://127.0.0.1:4317` (gRPC) or `http://127.0.0.1:4318`
+    /// (HTTP, the `/v1/traces` and `/v1/metrics` paths are appended). `None`: no export.
+    pub endpoint: Option<String>,
+    /// How to speak OTLP.
+    pub protocol: OtlpProtocol,
+    /// `service.name` of the resource.
+    pub service_name: String,
+    /// Put prompts and completions on the request spans (off by default).
+    pub capture_content: bool,
+    /// How often metrics are exported.
+    pub export_interval: Duration,
+}
+
+impl TelemetryConfig {
+    /// The `OTEL_*` environment (endpoint, protocol, service name), no file.
+    pub fn from_env(env: EnvLookup<'_>) -> Self {
+        let nonempty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        TelemetryConfig {
+            endpoint: nonempty("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            protocol: match nonempty("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
+                Some("http/protobuf") => OtlpProtocol::HttpProtobuf,
+                _ => OtlpProtocol::Grpc,
+            },
+            service_name: nonempty("OTEL_SERVICE_NAME").unwrap_or_else(|| "prism".to_owned()),
+            capture_content: false,
+            export_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `grpc` (port 4317 by convention).
+    Grpc,
+    /// `http/protobuf` (port 4318 by convention).
+    HttpProtobuf,
 }
 
 /// `[usage]`, resolved.
@@ -604,6 +649,7 @@ fn resolve(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
     .map_err(|e| ConfigError::Invalid { field: e.field, message: e.message })?;
 
     let usage = resolve_usage(&raw.usage, cache.as_ref(), env)?;
+    let telemetry = resolve_telemetry(&raw.telemetry, env)?;
     let pricing = Pricing::with_defaults(&raw.pricing).map_err(|model| {
         ConfigError::invalid(
             format!("pricing.{model:?}"),
@@ -623,7 +669,46 @@ fn resolve(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
         guardrails,
         usage,
         pricing,
+        telemetry,
     })
+}
+
+/// `[telemetry]` over the `OTEL_*` environment: the file wins where it says something.
+fn resolve_telemetry(
+    raw: &raw::RawTelemetry,
+    env: EnvLookup<'_>,
+) -> Result<TelemetryConfig, ConfigError> {
+    let mut t = TelemetryConfig::from_env(env);
+    if let Some(endpoint) = &raw.endpoint {
+        let endpoint = interpolate(endpoint, "telemetry.endpoint", env)?;
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(ConfigError::invalid(
+                "telemetry.endpoint",
+                "must be an http:// or https:// URL of an OTLP collector",
+            ));
+        }
+        t.endpoint = Some(endpoint);
+    }
+    if let Some(protocol) = &raw.protocol {
+        t.protocol = match protocol.as_str() {
+            "grpc" => OtlpProtocol::Grpc,
+            "http/protobuf" => OtlpProtocol::HttpProtobuf,
+            _ => {
+                return Err(ConfigError::invalid(
+                    "telemetry.protocol",
+                    "must be \"grpc\" or \"http/protobuf\"",
+                ));
+            }
+        };
+    }
+    if let Some(name) = &raw.service_name {
+        t.service_name = interpolate(name, "telemetry.service_name", env)?;
+    }
+    t.capture_content = raw.capture_content.unwrap_or(false);
+    if let Some(ms_value) = raw.export_interval_ms {
+        t.export_interval = ms(ms_value, "telemetry.export_interval_ms", 10)?;
+    }
+    Ok(t)
 }
 
 /// A `limits` table: checked, and `None` when it limits nothing.

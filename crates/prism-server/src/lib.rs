@@ -32,6 +32,7 @@ mod hooks;
 mod metrics;
 mod server;
 mod state;
+mod telemetry;
 mod usage;
 
 pub use body::ResponseBody;
@@ -42,4 +43,4 @@ pub use hooks::{
     InputCheck, OutputFilter, OutputFilterFactory,
 };
 pub use metrics::Metrics;
-pub use server::{Server, ServerError, ServerHandle};
+pub use server::{Reloader, Server, ServerError, ServerHandle};

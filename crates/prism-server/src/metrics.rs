@@ -232,10 +232,6 @@ impl Metrics {
     /// Records latency that Prism itself added to a request at `stage` (`before_upstream`:
     /// from the request read to the upstream request sent; `first_byte`: from the first upstream
     /// byte to the first byte written to the client).
-    #[allow(
-        dead_code,
-        reason = "its callers, in the request path and the config reload, land separately"
-    )]
     pub(crate) fn added_latency(
         &self,
         model: &str,
@@ -249,10 +245,6 @@ impl Metrics {
 
     /// Counts one configuration reload by `outcome`: `ok` (applied) or `invalid` (rejected, the
     /// running configuration kept).
-    #[allow(
-        dead_code,
-        reason = "its callers, in the request path and the config reload, land separately"
-    )]
     pub(crate) fn config_reload(&self, outcome: &'static str) {
         self.config_reloads.get_or_create(&OutcomeLabels { outcome }).inc();
     }

@@ -31,6 +31,7 @@ use crate::ingress::{self, Inbound};
 use crate::respond::{self, NO_LABEL};
 use crate::state::AppState;
 use crate::stream::{SseBody, StreamMeta};
+use crate::telemetry::{self, ClientTrace};
 use crate::usage::{self, Answered, RequestFacts, Ticket};
 
 /// Serves one model request of `protocol`.
@@ -58,7 +59,18 @@ pub(crate) async fn serve(
     let model = route.name.as_str();
     span.record("model", model);
     // The usage ledger: limits and budgets, then one usage record however the request ends.
-    let facts = RequestFacts { request_id, protocol, key: inbound.key, route, request, started };
+    let trace_id = usage::trace_id(header_str(&inbound.headers, "traceparent"));
+    telemetry::request_attributes(span, model, request, state.config.telemetry.capture_content);
+    let facts = RequestFacts {
+        request_id,
+        protocol,
+        key: inbound.key,
+        route,
+        request,
+        started,
+        trace_id,
+        span,
+    };
     let mut ticket = match usage::admit(state, &facts).await {
         Ok(ticket) => Some(ticket),
         Err((e, rate_headers)) => {
@@ -149,7 +161,18 @@ async fn answer(
         return books.reject(model, required);
     }
     let lane_only = native.as_ref().is_some_and(|n| n.required.is_some());
-    let ex = Exchange { request, route, ctx, stream, total_deadline, native };
+    let client_trace = ClientTrace::from_headers(headers);
+    let ex = Exchange {
+        request,
+        route,
+        ctx,
+        stream,
+        total_deadline,
+        native,
+        client_trace,
+        started,
+        sent: std::sync::atomic::AtomicBool::new(false),
+    };
 
     if !stream {
         let cache = state.hooks.cache.as_ref().filter(|_| !lane_only);
@@ -191,6 +214,7 @@ async fn answer(
         tracing::error!(provider, "a streaming request was answered with a whole completion");
         return respond::error(protocol, &GatewayError::Internal);
     };
+    telemetry::answered_by(span, &served.target.deployment, &encode.id);
     let ttft = primed.first_content_at.saturating_duration_since(started);
     state.metrics.ttft(model, provider, ttft);
     let ticket = ticket.take();
@@ -200,6 +224,7 @@ async fn answer(
         model: model.to_owned(),
         provider: provider.to_owned(),
         upstream_model: served.target.deployment.upstream_model.clone(),
+        provider_kind: telemetry::provider_name(served.target.deployment.kind),
         started,
         total_deadline,
         span: span.clone(),
@@ -241,15 +266,22 @@ struct Completed<'r> {
     usage: Option<Usage>,
     /// `body` is a same-protocol lane's answer, already in the client's protocol.
     native: bool,
+    provider_kind: &'static str,
+    finish_reasons: Vec<String>,
+    /// The answer, for the span, only with content capture on.
+    output: Option<String>,
 }
 
 impl Completed<'_> {
     fn answered(&self) -> Answered {
         Answered {
             provider: self.provider.to_owned(),
+            provider_kind: Some(self.provider_kind),
             upstream_model: Some(self.upstream_model.to_owned()),
             usage: self.usage.clone(),
             attempts: self.attempts,
+            finish_reasons: self.finish_reasons.clone(),
+            output: self.output.clone(),
         }
     }
 }
@@ -284,9 +316,10 @@ impl<'s> Books<'s> {
         respond::set_attempts(&mut resp, unserved.attempts, Some(provider));
         resp.extensions_mut().insert(Answered {
             provider: provider.to_owned(),
+            provider_kind: Some(telemetry::provider_name(unserved.target.deployment.kind)),
             upstream_model: Some(unserved.target.deployment.upstream_model.clone()),
-            usage: None,
             attempts: unserved.attempts,
+            ..Answered::default()
         });
         resp
     }
@@ -304,6 +337,9 @@ impl<'s> Books<'s> {
         let served = attempts::serve(state, ex).await.map_err(|u| self.unserved(model, &u))?;
         let provider = served.target.provider.as_str();
         let upstream_model = served.target.deployment.upstream_model.as_str();
+        let provider_kind = telemetry::provider_name(served.target.deployment.kind);
+        let capture = state.config.telemetry.capture_content;
+        let span = Span::current();
         state.metrics.request(self.protocol.as_str(), model, provider, 200);
         tracing::info!(attempts = served.attempts, provider, stream = false, "upstream answered");
         let mut completion = match served.answer {
@@ -313,6 +349,8 @@ impl<'s> Books<'s> {
                     .native
                     .as_ref()
                     .and_then(|n| prism_providers::native::response_usage(n.request.api, &body));
+                telemetry::answered_by(&span, &served.target.deployment, &ex.ctx.id);
+                let output = capture.then(|| String::from_utf8_lossy(&body).into_owned());
                 return Ok(Completed {
                     body,
                     attempts: served.attempts,
@@ -320,6 +358,9 @@ impl<'s> Books<'s> {
                     upstream_model,
                     usage,
                     native: true,
+                    provider_kind,
+                    finish_reasons: Vec::new(),
+                    output,
                 });
             }
             Answer::Stream(_) => {
@@ -330,6 +371,12 @@ impl<'s> Books<'s> {
         if let Some(usage) = &completion.usage {
             state.metrics.tokens(model, provider, usage.prompt_tokens, usage.completion_tokens);
         }
+        telemetry::answered_by(&span, &served.target.deployment, &completion.id);
+        let finish_reasons: Vec<String> = completion
+            .choices
+            .iter()
+            .filter_map(|c| c.finish_reason.map(|r| r.as_str().to_owned()))
+            .collect();
         if let Err(e) = checks::completion(state, caller, ex.request, &mut completion, hook_headers)
         {
             let mut resp = respond::error(self.protocol, &e);
@@ -337,14 +384,19 @@ impl<'s> Books<'s> {
             // The upstream generated (and bills) the refused completion.
             resp.extensions_mut().insert(Answered {
                 provider: provider.to_owned(),
+                provider_kind: Some(provider_kind),
                 upstream_model: Some(upstream_model.to_owned()),
                 usage: completion.usage.clone(),
                 attempts: served.attempts,
+                finish_reasons,
+                output: None,
             });
             return Err(resp);
         }
         let body = respond::serialize(&completion)
             .ok_or_else(|| respond::error(self.protocol, &GatewayError::Internal))?;
+        let output =
+            capture.then(|| serde_json::to_string(&completion.choices).unwrap_or_default());
         Ok(Completed {
             body,
             attempts: served.attempts,
@@ -352,6 +404,9 @@ impl<'s> Books<'s> {
             upstream_model,
             usage: completion.usage.clone(),
             native: false,
+            provider_kind,
+            finish_reasons,
+            output,
         })
     }
 

@@ -29,7 +29,10 @@ pub(crate) async fn handle(
         method = %req.method(),
         path = %req.uri().path(),
         model = tracing::field::Empty,
+        // OpenTelemetry: renamed `chat {model}` once the model is known (GenAI conventions).
+        otel.kind = "server",
     );
+    crate::telemetry::continue_trace(&span, req.headers());
     let mut resp = dispatch(&state, req, &span, &request_id).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", value);

@@ -5,13 +5,14 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use prism_ledger::Recorder;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +22,8 @@ use crate::config::Config;
 use crate::hooks::Hooks;
 use crate::metrics::Metrics;
 use crate::routes;
-use crate::state::{AppState, UpstreamClient};
+
+use crate::state::{self, AppState, Parts, UpstreamClient};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +55,122 @@ pub enum ServerError {
 pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
-    state: Arc<AppState>,
+    cell: Arc<StateCell>,
+}
+
+/// The current generation of the state. A request takes the `Arc` once, at its start, and keeps
+/// it: a reload changes what later requests see, never a request in flight. The lock is held
+/// only to clone or replace the `Arc`, never across an await.
+#[derive(Debug)]
+struct StateCell {
+    current: RwLock<Arc<AppState>>,
+}
+
+impl StateCell {
+    fn load(&self) -> Arc<AppState> {
+        Arc::clone(&self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    fn store(&self, next: Arc<AppState>) {
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+    }
+}
+
+/// Applies new configurations to a running server (hot reload). Cloneable; every clone reloads
+/// the same server.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    cell: Arc<StateCell>,
+}
+
+impl Reloader {
+    /// Swaps in `config`, already validated (by [`Config::load`] or [`Config::from_toml`], the
+    /// validation `prism check-config` runs): requests that start afterwards use its routes,
+    /// keys, guardrails, limits, timeouts and retries; requests and streams already running
+    /// finish on the configuration they started with. Kept from the running server, and only
+    /// applied by a restart (a warning says so when they differ): `listen`, and the `[usage]`
+    /// sinks. The response cache and the limit counters carry over while their sections are
+    /// unchanged (a changed `[cache]` starts an empty cache).
+    ///
+    /// # Errors
+    /// [`ServerError::Cache`] or [`ServerError::Client`] when the new cache or upstream client
+    /// cannot be built; the running configuration then stays.
+    pub fn reload(&self, config: Config) -> Result<(), ServerError> {
+        let previous = self.cell.load();
+        let next = next_generation(&previous, config)?;
+        self.cell.store(Arc::new(next));
+        previous.metrics.config_reload("ok");
+        Ok(())
+    }
+
+    /// Counts and logs a configuration that failed validation (the running one stays).
+    pub fn rejected(&self, error: &dyn std::error::Error) {
+        let state = self.cell.load();
+        state.metrics.config_reload("invalid");
+        tracing::warn!(error = %error, "invalid configuration; keeping the running one");
+    }
+}
+
+/// The generation after `previous` for `config`: the shared parts carried over, the rest built
+/// from `config`.
+fn next_generation(previous: &AppState, mut config: Config) -> Result<AppState, ServerError> {
+    let old = &previous.config;
+    if config.listen != old.listen {
+        tracing::warn!(
+            listen = %config.listen,
+            running = %old.listen,
+            "`listen` changed; it takes effect at the next restart"
+        );
+        config.listen = old.listen;
+    }
+    if config.usage.sinks != old.usage.sinks {
+        tracing::warn!("[usage] sinks changed; they take effect at the next restart");
+    }
+    if config.telemetry != old.telemetry {
+        tracing::warn!("[telemetry] changed; it takes effect at the next restart");
+    }
+    let mut hooks = previous.base_hooks.clone();
+    if hooks.cache.is_none() {
+        if config.cache == old.cache {
+            hooks.cache = previous.hooks.cache.clone();
+        } else {
+            crate::cache::install(&mut hooks, &config).map_err(ServerError::Cache)?;
+        }
+    }
+    let hooks = crate::guardrails::install(&config.guardrails, hooks, &previous.metrics);
+    let upstream = if config.timeouts.connect == old.timeouts.connect {
+        previous.upstream.clone()
+    } else {
+        UpstreamClient::new(&config.timeouts).map_err(ServerError::Client)?
+    };
+    let limiter = if config.limits.max_concurrent_requests == old.limits.max_concurrent_requests {
+        previous.limiter.clone()
+    } else {
+        state::limiter(&config)
+    };
+    let counters = if config.usage.counters == old.usage.counters {
+        Arc::clone(&previous.counters)
+    } else {
+        state::counters(&config.usage.counters)
+    };
+    let parts = Parts {
+        upstream,
+        metrics: Arc::clone(&previous.metrics),
+        hooks,
+        base_hooks: previous.base_hooks.clone(),
+        limiter,
+        shutting_down: Arc::clone(&previous.shutting_down),
+        counters,
+        recorder: Arc::clone(&previous.recorder),
+        settlements: previous.settlements.clone(),
+        genai: Arc::clone(&previous.genai),
+    };
+    tracing::info!(
+        models = config.models.len(),
+        keys = config.keys.len(),
+        "configuration reloaded"
+    );
+    Ok(AppState::assemble(config, parts))
 }
 
 impl Server {
@@ -71,7 +188,8 @@ impl Server {
     ///
     /// # Errors
     /// [`ServerError::Bind`], [`ServerError::Client`] or [`ServerError::Cache`].
-    pub async fn bind_with(config: Config, mut hooks: Hooks) -> Result<Server, ServerError> {
+    pub async fn bind_with(config: Config, base_hooks: Hooks) -> Result<Server, ServerError> {
+        let mut hooks = base_hooks.clone();
         crate::cache::install(&mut hooks, &config).map_err(ServerError::Cache)?;
         let upstream = UpstreamClient::new(&config.timeouts).map_err(ServerError::Client)?;
         let listener = TcpListener::bind(config.listen)
@@ -80,7 +198,26 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-        Ok(Server { listener, addr, state: Arc::new(AppState::new(config, upstream, hooks)) })
+        let metrics = Arc::new(Metrics::default());
+        let parts = Parts {
+            upstream,
+            limiter: state::limiter(&config),
+            counters: state::counters(&config.usage.counters),
+            recorder: Arc::new(Recorder::start(&config.usage.sinks)),
+            hooks: crate::guardrails::install(&config.guardrails, hooks, &metrics),
+            metrics,
+            base_hooks,
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            settlements: TaskTracker::new(),
+            genai: Arc::new(crate::telemetry::GenAiMetrics::new()),
+        };
+        let state = Arc::new(AppState::assemble(config, parts));
+        Ok(Server { listener, addr, cell: Arc::new(StateCell { current: RwLock::new(state) }) })
+    }
+
+    /// A handle that applies new configurations to this server once it runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader { cell: Arc::clone(&self.cell) }
     }
 
     /// The bound address.
@@ -88,9 +225,9 @@ impl Server {
         self.addr
     }
 
-    /// The server's metrics.
+    /// The server's metrics (shared by every configuration generation).
     pub fn metrics(&self) -> Arc<Metrics> {
-        Arc::clone(&self.state.metrics)
+        Arc::clone(&self.cell.load().metrics)
     }
 
     /// Serves until `shutdown` completes, then shuts down gracefully: no new connections,
@@ -102,7 +239,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
-        let Server { listener, addr, state } = self;
+        let Server { listener, addr, cell } = self;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
         builder.http2().timer(TokioTimer::new());
@@ -127,13 +264,14 @@ impl Server {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let state = Arc::clone(&state);
+            let cell = Arc::clone(&cell);
             let builder = Arc::clone(&builder);
             let graceful = graceful.clone();
             let hard = hard.clone();
             tracker.spawn(async move {
                 let service = service_fn(move |req| {
-                    let state = Arc::clone(&state);
+                    // Each request takes the generation current when it arrives.
+                    let state = cell.load();
                     async move { Ok::<_, Infallible>(routes::handle(state, req).await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
@@ -155,6 +293,7 @@ impl Server {
         }
 
         drop(listener);
+        let state = cell.load();
         state.shutting_down.store(true, Ordering::Relaxed);
         let grace = state.config.timeouts.shutdown_grace;
         tracing::info!(
@@ -188,13 +327,14 @@ impl Server {
     pub fn spawn(self) -> ServerHandle {
         let addr = self.addr;
         let metrics = self.metrics();
+        let reloader = self.reloader();
         let token = CancellationToken::new();
         let stop = token.clone();
         let join =
             tokio::spawn(
                 async move { self.run_until(async move { stop.cancelled().await }).await },
             );
-        ServerHandle { addr, token, join, metrics }
+        ServerHandle { addr, token, join, metrics, reloader }
     }
 }
 
@@ -205,6 +345,7 @@ pub struct ServerHandle {
     token: CancellationToken,
     join: JoinHandle<Result<(), ServerError>>,
     metrics: Arc<Metrics>,
+    reloader: Reloader,
 }
 
 impl ServerHandle {
@@ -221,6 +362,11 @@ impl ServerHandle {
     /// The server's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Applies new configurations to the running server.
+    pub fn reloader(&self) -> &Reloader {
+        &self.reloader
     }
 
     /// Starts a graceful shutdown without waiting for it.

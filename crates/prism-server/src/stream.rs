@@ -53,6 +53,8 @@ pub(crate) struct StreamMeta {
     pub(crate) credentials: Credentials,
     /// The deployment's upstream model id, for the price.
     pub(crate) upstream_model: String,
+    /// `gen_ai.provider.name` of the deployment.
+    pub(crate) provider_kind: &'static str,
     /// The usage ledger's hold on this request, finished when the stream ends.
     pub(crate) ticket: Option<Ticket>,
     pub(crate) ttft: Duration,
@@ -90,6 +92,11 @@ pub(crate) struct SseBody {
     streamed_text_bytes: u64,
     /// The upstream's usage, from the clean end.
     usage: Option<Usage>,
+    finish_reasons: Vec<String>,
+    /// The streamed text, only when the operator opted in to content capture (bounded).
+    captured: Option<String>,
+    /// When the upstream's first content arrived; taken when the client's first byte goes.
+    first_content_at: Option<Instant>,
     meta: StreamMeta,
 }
 
@@ -147,8 +154,14 @@ impl SseBody {
             end_reason: None,
             streamed_text_bytes: 0,
             usage: None,
+            finish_reasons: Vec::new(),
+            captured: None,
+            first_content_at: Some(primed.first_content_at),
             meta,
         };
+        if body.meta.state.config.telemetry.capture_content {
+            body.captured = Some(String::new());
+        }
         match primed.finished {
             Some(summary) => {
                 if body.encode_out() {
@@ -235,6 +248,16 @@ impl SseBody {
             return None;
         }
         self.frames += 1;
+        if let Some(first) = self.first_content_at.take() {
+            // Prism's own time between the upstream's first content and the client's first byte.
+            let meta = &self.meta;
+            meta.state.metrics.added_latency(
+                &meta.model,
+                &meta.provider,
+                "first_byte",
+                first.elapsed(),
+            );
+        }
         Some(Ok(Frame::data(self.buf.split().freeze())))
     }
 
@@ -293,6 +316,8 @@ impl SseBody {
                 return;
             }
         }
+        self.finish_reasons =
+            summary.finish_reasons.iter().map(|(_, r)| r.as_str().to_owned()).collect();
         if let Some(usage) = &summary.usage {
             self.totals.prompt_tokens = usage.prompt_tokens;
             self.totals.completion_tokens = usage.completion_tokens;
@@ -321,6 +346,9 @@ impl SseBody {
         self.totals.chunks += self.out.len() as u64;
         for chunk in self.out.drain(..) {
             self.streamed_text_bytes += text_bytes(&chunk.chunk);
+            if let Some(captured) = self.captured.as_mut() {
+                capture(captured, &chunk.chunk);
+            }
             self.encoder.chunk(&chunk.chunk, chunk.raw.as_deref(), &mut self.buf);
         }
     }
@@ -357,9 +385,12 @@ impl SseBody {
                 usage: self.usage.as_ref(),
                 streamed_text_bytes: self.streamed_text_bytes,
                 provider: Some(&self.meta.provider),
+                provider_kind: Some(self.meta.provider_kind),
                 upstream_model: Some(&self.meta.upstream_model),
                 attempts: self.meta.attempts,
                 ttft: Some(self.meta.ttft),
+                finish_reasons: &self.finish_reasons,
+                output: self.captured.take(),
             });
         }
         let meta = &self.meta;
@@ -404,6 +435,18 @@ impl SseBody {
             if fire {
                 return Poll::Ready(Tick::KeepAlive);
             }
+        }
+    }
+}
+
+/// Appends a chunk's content to the captured output, up to 64 KiB.
+fn capture(captured: &mut String, chunk: &prism_types::ChatChunk) {
+    const LIMIT: usize = 64 * 1024;
+    for choice in &chunk.choices {
+        if let Some(text) = &choice.delta.content
+            && captured.len() + text.len() <= LIMIT
+        {
+            captured.push_str(text);
         }
     }
 }
@@ -502,6 +545,7 @@ mod tests {
             permit: None,
             credentials: Credentials::None,
             upstream_model: "m".into(),
+            provider_kind: "anthropic",
             ticket: None,
             ttft: Duration::ZERO,
             attempts: 1,

@@ -19,6 +19,7 @@ use prism_ledger::{
 };
 use prism_types::{ChatRequest, Usage};
 use tokio::time::Instant;
+use tracing::Span;
 
 use crate::config::{ClientKey, ModelRoute};
 use crate::error::GatewayError;
@@ -31,9 +32,13 @@ pub(crate) const COST_HEADER: &str = "x-prism-cost";
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Answered {
     pub(crate) provider: String,
+    pub(crate) provider_kind: Option<&'static str>,
     pub(crate) upstream_model: Option<String>,
     pub(crate) usage: Option<Usage>,
     pub(crate) attempts: u32,
+    pub(crate) finish_reasons: Vec<String>,
+    /// The answer's text, only with content capture on.
+    pub(crate) output: Option<String>,
 }
 
 /// How a request ended, for its record.
@@ -46,9 +51,34 @@ pub(crate) struct Ending<'a> {
     /// Text bytes streamed to the client (content, reasoning, tool calls), for the estimate.
     pub(crate) streamed_text_bytes: u64,
     pub(crate) provider: Option<&'a str>,
+    /// `gen_ai.provider.name` of the deployment that answered.
+    pub(crate) provider_kind: Option<&'static str>,
     pub(crate) upstream_model: Option<&'a str>,
     pub(crate) attempts: u32,
     pub(crate) ttft: Option<Duration>,
+    /// The finish reasons the client got, for the span.
+    pub(crate) finish_reasons: &'a [String],
+    /// The output text, only when the operator opted in to content capture.
+    pub(crate) output: Option<String>,
+}
+
+impl Ending<'_> {
+    /// An ending with nothing from an upstream.
+    fn bare(outcome: Outcome, status: u16) -> Ending<'static> {
+        Ending {
+            outcome,
+            status,
+            usage: None,
+            streamed_text_bytes: 0,
+            provider: None,
+            provider_kind: None,
+            upstream_model: None,
+            attempts: 0,
+            ttft: None,
+            finish_reasons: &[],
+            output: None,
+        }
+    }
 }
 
 /// The record outcome for an error response.
@@ -70,6 +100,10 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) route: &'a ModelRoute,
     pub(crate) request: &'a ChatRequest,
     pub(crate) started: Instant,
+    /// The W3C trace id the client sent (`traceparent`), for the request's log line.
+    pub(crate) trace_id: Option<&'a str>,
+    /// The request's span, which gets the usage and the outcome.
+    pub(crate) span: &'a Span,
 }
 
 /// An admitted request's reservation and the record it will write.
@@ -80,6 +114,8 @@ pub(crate) struct Ticket {
     record: Option<UsageRecord>,
     started: Instant,
     input_estimate: u64,
+    trace_id: Option<String>,
+    span: Span,
 }
 
 impl std::fmt::Debug for Ticket {
@@ -130,6 +166,8 @@ pub(crate) async fn admit(
         record: Some(record),
         started: facts.started,
         input_estimate,
+        trace_id: facts.trace_id.map(str::to_owned),
+        span: facts.span.clone(),
     };
     if !scopes.limited() {
         return Ok(ticket);
@@ -181,16 +219,7 @@ pub(crate) async fn admit(
             (GatewayError::LimitsUnavailable, RateHeaders::default())
         }
     };
-    ticket.finish(Ending {
-        outcome: Outcome::RateLimited,
-        status: refused.0.status(),
-        usage: None,
-        streamed_text_bytes: 0,
-        provider: None,
-        upstream_model: None,
-        attempts: 0,
-        ttft: None,
-    });
+    ticket.finish(Ending::bare(Outcome::RateLimited, refused.0.status()));
     Err(refused)
 }
 
@@ -237,9 +266,11 @@ impl Ticket {
         }
         if self.admission.holds_anything() {
             let settlement = self.admission.settlement(tokens.total(), cost);
+            // In memory the next request sees it at once; Redis settles on a task (one round
+            // trip later), never on the response's path.
             let ledger = state.ledger.clone();
             let metrics = Arc::clone(&state.metrics);
-            if tokio::runtime::Handle::try_current().is_ok() {
+            if !ledger.settle_now(&settlement) && tokio::runtime::Handle::try_current().is_ok() {
                 state.settlements.spawn(async move {
                     if let Err(e) = ledger.settle(&settlement).await {
                         metrics.ledger_error(ledger.backend(), "settle");
@@ -252,6 +283,26 @@ impl Ticket {
                 });
             }
         }
+        let error_type = (ending.outcome != Outcome::Completed).then(|| ending.outcome.as_str());
+        crate::telemetry::ended(
+            &self.span,
+            tokens.input,
+            tokens.output,
+            ending.finish_reasons,
+            error_type,
+            ending.output,
+        );
+        state.genai.record(&crate::telemetry::Finished {
+            request_model: &record.model,
+            response_model: ending.upstream_model,
+            provider: ending.provider_kind,
+            error_type,
+            ttft: ending.ttft,
+            duration: self.started.elapsed(),
+            input_tokens: tokens.input,
+            output_tokens: tokens.output,
+        });
+        log_request(&record, self.trace_id.as_deref());
         state.recorder.record(record);
         cost
     }
@@ -273,9 +324,12 @@ impl Ticket {
             usage: answered.usage.as_ref(),
             streamed_text_bytes: 0,
             provider: (!answered.provider.is_empty()).then_some(answered.provider.as_str()),
+            provider_kind: answered.provider_kind,
             upstream_model: answered.upstream_model.as_deref(),
             attempts: answered.attempts,
             ttft: None,
+            finish_reasons: &answered.finish_reasons,
+            output: answered.output,
         });
         set_rate_headers(resp, &self.admission.headers);
         if resp.status().is_success()
@@ -290,18 +344,49 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         if self.record.is_some() {
             // The request future was dropped before an answer: the client went away.
-            self.finish(Ending {
-                outcome: Outcome::ClientGone,
-                status: 499,
-                usage: None,
-                streamed_text_bytes: 0,
-                provider: None,
-                upstream_model: None,
-                attempts: 0,
-                ttft: None,
-            });
+            self.finish(Ending::bare(Outcome::ClientGone, 499));
         }
     }
+}
+
+/// The one line per request (`--log-format json` makes it one JSON object): the record's
+/// fields, never a key, a prompt or a completion.
+fn log_request(r: &UsageRecord, trace_id: Option<&str>) {
+    tracing::info!(
+        target: "prism::request",
+        request_id = %r.request_id,
+        trace_id,
+        key = %r.key,
+        model = %r.model,
+        provider = r.provider.as_deref(),
+        deployment = r.deployment.as_deref(),
+        protocol = %r.protocol,
+        stream = r.stream,
+        status = r.status,
+        outcome = r.outcome.as_str(),
+        input_tokens = r.tokens.input,
+        cached_input_tokens = r.tokens.cached_input,
+        output_tokens = r.tokens.output,
+        reasoning_tokens = r.tokens.reasoning,
+        estimated = r.estimated,
+        cost_usd = r.cost_usd,
+        ttft_ms = r.ttft_ms,
+        duration_ms = r.duration_ms,
+        attempts = r.attempts,
+        "request finished"
+    );
+}
+
+/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), when valid.
+pub(crate) fn trace_id(traceparent: Option<&str>) -> Option<&str> {
+    let mut parts = traceparent?.split('-');
+    let (version, trace, span) = (parts.next()?, parts.next()?, parts.next()?);
+    let valid = version.len() == 2
+        && trace.len() == 32
+        && span.len() == 16
+        && trace.bytes().all(|b| b.is_ascii_hexdigit())
+        && trace.bytes().any(|b| b != b'0');
+    valid.then_some(trace)
 }
 
 /// Puts the `x-ratelimit-*` headers on a response.
@@ -357,6 +442,15 @@ pub(crate) fn render_metrics(recorder: &Recorder, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_ids_come_from_valid_traceparents_only() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(trace_id(Some(&format!("00-{id}-00f067aa0ba902b7-01"))), Some(id));
+        assert_eq!(trace_id(Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01")), None);
+        assert_eq!(trace_id(Some("00-xyz-00f067aa0ba902b7-01")), None);
+        assert_eq!(trace_id(None), None);
+    }
 
     #[test]
     fn costs_are_plain_decimals() {

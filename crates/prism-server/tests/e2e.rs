@@ -8,6 +8,7 @@ mod e2e {
     pub(crate) mod errors;
     pub(crate) mod ingress;
     pub(crate) mod providers;
+    pub(crate) mod reload;
     pub(crate) mod resilience;
     pub(crate) mod support;
     pub(crate) mod usage;

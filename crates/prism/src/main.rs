@@ -6,6 +6,7 @@
 mod chat;
 mod serve;
 mod simulate;
+mod telemetry;
 mod usage;
 
 use std::path::PathBuf;

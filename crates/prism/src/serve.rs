@@ -23,10 +23,25 @@ pub(crate) struct ServeArgs {
     /// Address to listen on (overrides the file's `listen`).
     #[arg(long, env = "PRISM_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Reload the configuration file whenever it changes (as on SIGHUP).
+    #[arg(long, requires = "config")]
+    watch: bool,
+    /// Log lines as `text` or as one JSON object each (`json`), on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "PRISM_LOG_FORMAT")]
+    log_format: LogFormat,
 }
 
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How often `--watch` looks at the configuration file.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -42,13 +57,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             if let Some(listen) = args.listen {
                 config.listen = listen;
             }
+            // Telemetry first: the server takes its meters from what is installed.
+            let telemetry = crate::telemetry::init(args.log_format, &config.telemetry)?;
             let server = Server::bind(config).await?;
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "Prism listening on http://{}", server.local_addr());
             drop(out);
+            let reload =
+                Reload { path: path.clone(), listen: args.listen, reloader: server.reloader() };
+            tokio::spawn(reload.clone().on_sighup());
+            if args.watch {
+                tokio::spawn(reload.watch());
+            }
             server.run_until(shutdown_signal()).await?;
+            telemetry.shutdown().await;
         }
         None => {
+            let telemetry = crate::telemetry::init(
+                args.log_format,
+                &prism_server::config::TelemetryConfig::from_env(&process_env),
+            )?;
             let sim = Simulator::start_with(SimConfig::default().with_demo_delay(DEMO_EVENT_DELAY))
                 .await
                 .context("starting the demo upstream simulator")?;
@@ -75,11 +103,85 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .collect();
             let server = Server::bind(config).await?;
             print_banner(server.local_addr(), &dev_key, &models);
+            tokio::spawn(ignore_sighup());
             server.run_until(shutdown_signal()).await?;
             sim.shutdown().await;
+            telemetry.shutdown().await;
         }
     }
     Ok(())
+}
+
+/// Hot reload of the configuration file: on SIGHUP, or when `--watch` sees the file change.
+/// The file is validated in full first (the same `Config::load` as `prism check-config`); an
+/// invalid file keeps the running configuration, logs why and counts
+/// `prism_config_reloads_total{outcome="invalid"}`.
+#[derive(Clone)]
+struct Reload {
+    path: PathBuf,
+    /// `--listen`, which keeps overriding the file.
+    listen: Option<SocketAddr>,
+    reloader: prism_server::Reloader,
+}
+
+impl Reload {
+    fn apply(&self) {
+        match Config::load(&self.path) {
+            Ok(mut config) => {
+                if let Some(listen) = self.listen {
+                    config.listen = listen;
+                }
+                if let Err(e) = self.reloader.reload(config) {
+                    self.reloader.rejected(&e);
+                }
+            }
+            Err(e) => self.reloader.rejected(&e),
+        }
+    }
+
+    #[cfg(unix)]
+    async fn on_sighup(self) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload with --watch instead");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!(path = %self.path.display(), "SIGHUP: reloading the configuration");
+            self.apply();
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn on_sighup(self) {}
+
+    /// Polls the file's contents (cheap, and unlike modification times it cannot miss two
+    /// writes within one timestamp tick or a file replaced by a rename).
+    async fn watch(self) {
+        let mut seen = std::fs::read(&self.path).ok();
+        let mut tick = tokio::time::interval(WATCH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = tokio::fs::read(&self.path).await.ok();
+            if now.is_some() && now != seen {
+                tracing::info!(path = %self.path.display(), "configuration file changed; reloading");
+                seen = now;
+                self.apply();
+            }
+        }
+    }
+}
+
+/// The embedded default has no file to reload; SIGHUP must not end the process (its default).
+async fn ignore_sighup() {
+    #[cfg(unix)]
+    if let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: the embedded default has no configuration file to reload");
+        }
+    }
 }
 
 /// Prints the start-up banner. Write errors are ignored: a closed stdout must not stop the server.
@@ -140,13 +242,6 @@ pub(crate) fn check_config(file: &Path) -> anyhow::Result<()> {
         deployments
     );
     Ok(())
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Resolves on ctrl-c or SIGTERM.

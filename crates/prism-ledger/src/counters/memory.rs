@@ -95,7 +95,7 @@ impl MemoryCounters {
     }
 
     /// Settles synchronously.
-    pub fn settle_now(&self, settlement: &Settlement) {
+    pub fn apply(&self, settlement: &Settlement) {
         let now = unix_ms();
         let mut state = self.lock();
         for (counter, index, _, delta) in &settlement.windows {
@@ -126,12 +126,17 @@ impl CounterStore for MemoryCounters {
     }
 
     async fn settle(&self, settlement: &Settlement) -> Result<(), LedgerError> {
-        self.settle_now(settlement);
+        self.apply(settlement);
         Ok(())
     }
 
     fn name(&self) -> &'static str {
         "memory"
+    }
+
+    fn settle_now(&self, settlement: &Settlement) -> bool {
+        self.apply(settlement);
+        true
     }
 }
 

@@ -32,6 +32,13 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug {
 
     /// `memory` or `redis`, for metrics and logs.
     fn name(&self) -> &'static str;
+
+    /// Applies a settlement at once when the store can without waiting (in memory), so the
+    /// very next request sees it; `false` when it must go through [`CounterStore::settle`].
+    fn settle_now(&self, settlement: &Settlement) -> bool {
+        let _ = settlement;
+        false
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -183,6 +183,7 @@ impl Config {
             guardrails: super::GuardrailPolicy::default(),
             usage: super::UsageSettings::default(),
             pricing: prism_ledger::Pricing::with_defaults(&Default::default()).unwrap_or_default(),
+            telemetry: super::TelemetryConfig::from_env(opts.env),
         }
     }
 }

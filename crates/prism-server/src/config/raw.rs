@@ -34,6 +34,20 @@ pub(super) struct RawConfig {
     /// `[pricing."<upstream model>"]`: USD per million tokens, over the shipped table.
     #[serde(default)]
     pub(super) pricing: BTreeMap<String, prism_ledger::Price>,
+    /// `[telemetry]`: OpenTelemetry export.
+    #[serde(default)]
+    pub(super) telemetry: RawTelemetry,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTelemetry {
+    pub(super) endpoint: Option<String>,
+    pub(super) protocol: Option<String>,
+    pub(super) service_name: Option<String>,
+    pub(super) capture_content: Option<bool>,
+    pub(super) export_interval_ms: Option<u64>,
 }
 
 /// `[usage]`.
