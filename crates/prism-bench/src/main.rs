@@ -60,8 +60,8 @@ struct RunArgs {
     /// the full run is the one that counts.
     #[arg(long)]
     quick: bool,
-    /// Run only these workloads (comma-separated: w1, w2, w2f, w4-1k, w4-10k; w2 includes W3
-    /// and W5).
+    /// Run only these workloads (comma-separated: w1, w2, w2f, wt, w4-1k, w4-10k; w2 includes
+    /// W3 and W5; wt is W2's load with telemetry off and on).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Record a `perf` profile of the gateway during the Prism side of W2, W3 and W5 (into
@@ -147,6 +147,9 @@ async fn run_all(args: RunArgs, fd_limit: u64) -> anyhow::Result<()> {
     }
     if wants("w2f") {
         bench.w2_w3(true).await?;
+    }
+    if wants("wt") {
+        bench.wt().await?;
     }
     if wants("w4-1k") {
         bench.w4(1_000).await?;

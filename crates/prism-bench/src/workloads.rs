@@ -467,6 +467,75 @@ impl Bench {
         Ok(())
     }
 
+    /// WT: W2's load (C=64, 100 chunks, OpenAI) through two gateways in one run, one without
+    /// and one with OpenTelemetry export (spans and GenAI metrics over OTLP/HTTP to a sink in
+    /// this process): the cost of telemetry per 1,000 chunks.
+    pub(crate) async fn wt(&mut self) -> anyhow::Result<()> {
+        eprintln!("prism-bench: WT telemetry off/on (C=64, 100 chunks, openai upstream)");
+        let spec = SimSpec { deltas: 100, delay_us: 0, flush_each_event: false, threads: 2 };
+        let reply = spec.reply();
+        let sim = self.sim(spec).await?;
+        let (sink, exports) = otlp_sink().await?;
+        let off = self.gateway(&sim, "wt-off", false).await?;
+        let config = format!(
+            "{}\n[telemetry]\nendpoint = \"http://{sink}\"\nprotocol = \"http/protobuf\"\nexport_interval_ms = 1000\n",
+            gateway::config_toml(sim.addr, &self.key, false)
+        );
+        let on =
+            Gateway::start(&self.prism, &self.wrapper, &config, &self.log_path("wt-on")).await?;
+        let mut sides = Vec::new();
+        for gw in [&off, &on] {
+            let plan = prism_stream_plan(gw.addr, Upstream::OpenAi, &reply, &self.key);
+            sides
+                .push(self.closed(&plan, Meters { gateway: Some(gw.pid()), sim: sim.pid() }).await);
+        }
+        let (Some(mut t), Some(mut o)) = (sides.pop(), sides.pop()) else {
+            anyhow::bail!("WT ran no side");
+        };
+        let (o, t) = (&mut o, &mut t);
+        let (cpu_off, cpu_on) = (
+            per_1k(o.usage.gateway_cpu_ms, o.tally.chunks),
+            per_1k(t.usage.gateway_cpu_ms, t.tally.chunks),
+        );
+        let label = "WT C=64 openai (off → on)";
+        let r = &mut self.report;
+        r.row(
+            label,
+            "streams/s",
+            num(o.per_s(o.tally.ok), 0),
+            num(t.per_s(t.tally.ok), 0),
+            pct(t.per_s(t.tally.ok), o.per_s(o.tally.ok)),
+        );
+        r.row(
+            label,
+            "Prism CPU ms / 1k chunks",
+            num(cpu_off, 2),
+            num(cpu_on, 2),
+            pct(cpu_on, cpu_off),
+        );
+        r.row(
+            label,
+            "OTLP exports received",
+            "-".into(),
+            count(exports.load(Ordering::Relaxed)),
+            String::new(),
+        );
+        r.row(label, "streams verified", o.verified(), t.verified(), String::new());
+        r.workloads.insert(
+            "WT".to_owned(),
+            json!({
+                "description": "W2's load through a gateway without and one with OpenTelemetry export",
+                "off": o.json(),
+                "on": t.json(),
+                "otlp_exports": exports.load(Ordering::Relaxed),
+            }),
+        );
+        off.stop().await;
+        on.stop().await;
+        sim.stop().await;
+        Ok(())
+    }
+
     /// With `--perf`: `perf record` on the gateway (DWARF call graphs, so the release binary
     /// needs no frame pointers) while the Prism side of a workload runs.
     async fn start_profile(
@@ -987,6 +1056,59 @@ impl HeldSide {
             "gateway_memory": self.gateway,
         })
     }
+}
+
+/// An OTLP/HTTP collector that accepts and drops every export (HTTP/1.1, keep-alive): where the
+/// telemetry-on gateway of WT sends its spans and metrics. Returns its address and the number
+/// of exports received.
+async fn otlp_sink() -> anyhow::Result<(SocketAddr, Arc<std::sync::atomic::AtomicU64>)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener =
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the OTLP sink")?;
+    let addr = listener.local_addr()?;
+    let exports = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = Arc::clone(&exports);
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                let mut buf = Vec::with_capacity(64 * 1024);
+                loop {
+                    // Headers, then `content-length` bytes of body.
+                    let head_end = loop {
+                        if let Some(i) = memchr::memmem::find(&buf, b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 16 * 1024];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        let mut chunk = [0u8; 16 * 1024];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..head_end + length);
+                    count.fetch_add(1, Ordering::Relaxed);
+                    let reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                    if conn.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok((addr, exports))
 }
 
 #[cfg(test)]
