@@ -271,3 +271,84 @@ export_interval_ms = 200
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// `--log-format json`: every line is one JSON object, each request has one `request finished`
+/// line with the record's fields and the client's trace id, and no key or prompt appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_have_one_line_per_request_without_secrets() {
+    let sim = Simulator::start().await.unwrap();
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[[keys]]\nname = \"tenant\"\nkey = \"{KEY}\"\n\
+         [providers.p]\nkind = \"openai\"\nbase_url = \"{}\"\napi_key = \"sk-upstream-never-logged\"\n\
+         [[models]]\nname = \"m\"\ndeployments = [{{ provider = \"p\", model = \"gpt-4o-mini\" }}]\n",
+        sim.base_url()
+    );
+    let path = std::env::temp_dir().join(format!("prism-jsonlog-{}.toml", std::process::id()));
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(PRISM)
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut proc = Proc(child);
+    let url = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_owned))
+        .unwrap();
+    let logs = std::thread::spawn(move || {
+        BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>()
+    });
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for stream in [true, false] {
+        let resp = client
+            .post(format!("{url}/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+            .json(&serde_json::json!({"model": "m", "stream": stream, "messages": [{"role": "user", "content": MARKER}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_owned());
+        resp.bytes().await.unwrap();
+    }
+    let pid = proc.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let _ = proc.0.wait();
+    let lines = logs.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+    let mut finished = Vec::new();
+    for line in &lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for secret in [KEY, MARKER, "sk-upstream-never-logged"] {
+            assert!(!line.contains(secret), "{secret} in a log line: {line}");
+        }
+        if value["fields"]["message"] == "request finished" {
+            finished.push(value);
+        }
+    }
+    assert_eq!(finished.len(), 2, "one line per request: {lines:#?}");
+    for (line, id) in finished.iter().zip(&ids) {
+        let f = &line["fields"];
+        assert_eq!(f["request_id"], id.as_str(), "{line}");
+        assert_eq!(f["trace_id"], TRACE_ID, "{line}");
+        assert_eq!(
+            (f["key"].as_str(), f["model"].as_str(), f["provider"].as_str()),
+            (Some("tenant"), Some("m"), Some("p"))
+        );
+        assert_eq!(f["status"], 200);
+        assert_eq!(f["outcome"], "completed");
+        assert!(f["output_tokens"].as_u64().unwrap() > 0, "{line}");
+        assert_eq!(line["target"], "prism::request");
+    }
+    assert_eq!(finished[0]["fields"]["stream"], true);
+}
