@@ -66,6 +66,60 @@ async fn receiver() -> (String, Received) {
     (format!("http://{addr}"), received)
 }
 
+/// An OTLP/gRPC collector (gRPC over cleartext HTTP/2, spoken with hyper: a length-prefixed
+/// protobuf message each way and `grpc-status: 0` in the trailers) that keeps each message by
+/// its method path.
+async fn grpc_receiver() -> (String, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received: Received = Arc::default();
+    let store = Arc::clone(&received);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let store = Arc::clone(&store);
+                        async move {
+                            let path = req.uri().path().to_owned();
+                            let framed = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            // [compressed: u8][length: u32 BE][message]
+                            let message = framed.slice(5.min(framed.len())..);
+                            store.lock().unwrap().push((path, message));
+                            let mut trailers = http::HeaderMap::new();
+                            trailers.insert("grpc-status", "0".parse().unwrap());
+                            let frames: Vec<
+                                Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+                            > = vec![
+                                Ok(hyper::body::Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0]))),
+                                Ok(hyper::body::Frame::trailers(trailers)),
+                            ];
+                            let mut resp = hyper::Response::new(http_body_util::StreamBody::new(
+                                futures::stream::iter(frames),
+                            ));
+                            resp.headers_mut()
+                                .insert("content-type", "application/grpc".parse().unwrap());
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    },
+                );
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+            });
+        }
+    });
+    (format!("http://{addr}"), received)
+}
+
 struct Proc(std::process::Child);
 
 impl Drop for Proc {
@@ -351,4 +405,71 @@ async fn json_logs_have_one_line_per_request_without_secrets() {
         assert_eq!(line["target"], "prism::request");
     }
     assert_eq!(finished[0]["fields"]["stream"], true);
+}
+
+/// The default transport, OTLP over gRPC, reaches a collector too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_export_reaches_an_otlp_collector() {
+    let (collector, received) = grpc_receiver().await;
+    let sim = Simulator::start().await.unwrap();
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[[keys]]\nname = \"k\"\nkey = \"{KEY}\"\n\
+         [providers.p]\nkind = \"anthropic\"\nbase_url = \"{}\"\napi_key = \"sk-ant\"\n\
+         [[models]]\nname = \"claude\"\ndeployments = [{{ provider = \"p\", model = \"claude-sonnet-4-5\" }}]\n\
+         [telemetry]\nendpoint = \"{collector}\"\nexport_interval_ms = 200\n",
+        sim.base_url()
+    );
+    let path = std::env::temp_dir().join(format!("prism-grpc-{}.toml", std::process::id()));
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(PRISM)
+        .env_clear()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut proc = Proc(child);
+    let url = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_owned))
+        .unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.bytes().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = proc.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let _ = proc.0.wait();
+    let _ = std::fs::remove_file(&path);
+    let received = received.lock().unwrap().clone();
+    let spans: Vec<Span> = received
+        .iter()
+        .filter(|(p, _)| p == "/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        .flat_map(|(_, m)| ExportTraceServiceRequest::decode(m.as_ref()).unwrap().resource_spans)
+        .flat_map(|rs| rs.scope_spans)
+        .flat_map(|ss| ss.spans)
+        .collect();
+    let server =
+        spans.iter().find(|s| s.name == "chat claude").unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!(str_attr(server, "gen_ai.provider.name"), Some("anthropic"));
+    let metrics: Vec<String> = received
+        .iter()
+        .filter(|(p, _)| p == "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")
+        .flat_map(|(_, m)| {
+            ExportMetricsServiceRequest::decode(m.as_ref()).unwrap().resource_metrics
+        })
+        .flat_map(|r| r.scope_metrics)
+        .flat_map(|s| s.metrics)
+        .map(|m| m.name)
+        .collect();
+    assert!(metrics.iter().any(|m| m == "gen_ai.server.request.duration"), "{metrics:?}");
 }
