@@ -1219,15 +1219,41 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_by_name() {
+        let text = format!("{BASE}\n[tracing]\nenabled = true\n");
+        let msg = err(&text, &[("OPENAI_API_KEY", "k")]);
+        assert!(msg.contains("unknown field `tracing`"), "{msg}");
         let text = format!("{BASE}\n[telemetry]\nenabled = true\n");
         let msg = err(&text, &[("OPENAI_API_KEY", "k")]);
-        assert!(msg.contains("unknown field `telemetry`"), "{msg}");
+        assert!(msg.contains("unknown field `enabled`"), "{msg}");
         let text = format!("{BASE}\n[guardrails]\nenabled = true\n");
         let msg = err(&text, &[("OPENAI_API_KEY", "k")]);
         assert!(msg.contains("unknown field `enabled`"), "{msg}");
         let text = BASE.replace("kind = \"openai\"", "kind = \"openai\"\napi_kee = \"x\"");
         let msg = err(&text, &[("OPENAI_API_KEY", "k")]);
         assert!(msg.contains("unknown field `api_kee`"), "{msg}");
+    }
+
+    #[test]
+    fn telemetry_from_the_file_over_the_otel_environment() {
+        let env = [("OPENAI_API_KEY", "k"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4317")];
+        let c = load(BASE, &env).unwrap();
+        assert_eq!(c.telemetry.endpoint.as_deref(), Some("http://env:4317"));
+        assert_eq!(c.telemetry.protocol, OtlpProtocol::Grpc);
+        assert!(!c.telemetry.capture_content);
+        let text = format!(
+            "{BASE}\n[telemetry]\nendpoint = \"http://file:4318\"\nprotocol = \"http/protobuf\"\nservice_name = \"gw\"\n"
+        );
+        let c = load(&text, &env).unwrap();
+        assert_eq!(c.telemetry.endpoint.as_deref(), Some("http://file:4318"));
+        assert_eq!(
+            (c.telemetry.protocol, c.telemetry.service_name.as_str()),
+            (OtlpProtocol::HttpProtobuf, "gw")
+        );
+        let bad = format!("{BASE}\n[telemetry]\nprotocol = \"udp\"\n");
+        assert!(err(&bad, &env).contains("telemetry.protocol"));
+        let bad = format!("{BASE}\n[telemetry]\nendpoint = \"collector:4317\"\n");
+        assert!(err(&bad, &env).contains("telemetry.endpoint"));
+        assert_eq!(load(BASE, &[("OPENAI_API_KEY", "k")]).unwrap().telemetry.endpoint, None);
     }
 
     #[test]

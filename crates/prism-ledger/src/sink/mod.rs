@@ -167,6 +167,16 @@ fn spawn<S: Sink>(
     let pending = Arc::new(AtomicU64::new(0));
     let task_pending = Arc::clone(&pending);
     let task = tokio::spawn(async move {
+        // At start: open the file, or connect and migrate the database, so a misconfigured
+        // sink shows in the log at once (records wait in the queue while it is down).
+        if let Err(e) = sink.write(&[]).await {
+            stats.write_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                sink = sink.name(),
+                error = %crate::error_chain(&e),
+                "usage sink unavailable at start; records wait in its queue"
+            );
+        }
         let mut batch = Vec::with_capacity(batch_size);
         loop {
             if rx.recv_many(&mut batch, batch_size).await == 0 {

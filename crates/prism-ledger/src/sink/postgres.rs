@@ -269,6 +269,9 @@ impl Sink for PostgresSink {
             self.client = Some(client);
         }
         let Some(client) = self.client.as_ref() else { return Ok(()) };
+        if batch.is_empty() {
+            return Ok(());
+        }
         let timeout = Duration::from_millis(self.config.timeout_ms);
         let result = match tokio::time::timeout(timeout, Self::insert(client, batch)).await {
             Ok(Ok(_)) => Ok(()),
