@@ -188,6 +188,55 @@ impl Default for Metrics {
     }
 }
 
+/// The usage recorder's counters, read at each scrape from the recorder's own atomics.
+#[derive(Debug)]
+struct UsageCollector(std::sync::Arc<prism_ledger::SinkStats>);
+
+impl prometheus_client::collector::Collector for UsageCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric as _;
+        let stats = &self.0;
+        let families = [
+            ("prism_usage_records", "Usage records taken by the ledger", &stats.recorded),
+            (
+                "prism_usage_records_written",
+                "Usage records written by the sinks (each sink counts its own)",
+                &stats.written,
+            ),
+            (
+                "prism_usage_records_dropped",
+                "Usage records lost: a sink's queue was full, or shutdown ran out of time",
+                &stats.dropped,
+            ),
+            (
+                "prism_usage_sink_errors",
+                "Failed usage sink writes (each is retried)",
+                &stats.write_errors,
+            ),
+        ];
+        for (name, help, value) in families {
+            let counter = prometheus_client::metrics::counter::ConstCounter::new(
+                value.load(Ordering::Relaxed),
+            );
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+impl Metrics {
+    /// The metrics, with the usage recorder's counters read from `usage` at each scrape.
+    pub(crate) fn with_usage(usage: std::sync::Arc<prism_ledger::SinkStats>) -> Self {
+        let mut m = Metrics::default();
+        m.registry.register_collector(Box::new(UsageCollector(usage)));
+        m
+    }
+}
+
 /// What one finished stream adds.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct StreamTotals {
@@ -584,6 +633,19 @@ mod tests {
         assert!(text.contains("# TYPE prism_config_reloads_total counter\n"), "{text}");
         assert!(text.contains("prism_config_reloads_total{outcome=\"ok\"} 2\n"), "{text}");
         assert!(text.contains("prism_config_reloads_total{outcome=\"invalid\"} 1\n"), "{text}");
+    }
+
+    #[test]
+    fn usage_counters_are_read_from_the_recorder_at_each_scrape() {
+        let stats = std::sync::Arc::new(prism_ledger::SinkStats::default());
+        let m = Metrics::with_usage(std::sync::Arc::clone(&stats));
+        assert!(m.render().contains("prism_usage_records_dropped_total 0\n"));
+        stats.dropped.fetch_add(3, Ordering::Relaxed);
+        stats.recorded.fetch_add(7, Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.contains("# TYPE prism_usage_records_dropped_total counter\n"), "{text}");
+        assert!(text.contains("prism_usage_records_dropped_total 3\n"), "{text}");
+        assert!(text.contains("prism_usage_records_total 7\n"), "{text}");
     }
 
     #[test]

@@ -92,7 +92,6 @@ async fn dispatch(
             if let Some(cache) = &state.hooks.cache {
                 cache.render_metrics(&mut text);
             }
-            crate::usage::render_metrics(&state.recorder, &mut text);
             let mut resp = Response::new(ResponseBody::full(text));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,

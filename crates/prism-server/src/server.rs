@@ -198,12 +198,13 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-        let metrics = Arc::new(Metrics::default());
+        let recorder = Arc::new(Recorder::start(&config.usage.sinks));
+        let metrics = Arc::new(Metrics::with_usage(recorder.stats_handle()));
         let parts = Parts {
             upstream,
             limiter: state::limiter(&config),
             counters: state::counters(&config.usage.counters),
-            recorder: Arc::new(Recorder::start(&config.usage.sinks)),
+            recorder,
             hooks: crate::guardrails::install(&config.guardrails, hooks, &metrics),
             metrics,
             base_hooks,

@@ -66,13 +66,14 @@ impl AppState {
     /// guardrails added.
     #[cfg(test)]
     pub(crate) fn new(config: Config, upstream: UpstreamClient, hooks: Hooks) -> Self {
-        let metrics = Arc::new(Metrics::default());
+        let recorder = Arc::new(Recorder::start(&config.usage.sinks));
+        let metrics = Arc::new(Metrics::with_usage(recorder.stats_handle()));
         let full = crate::guardrails::install(&config.guardrails, hooks.clone(), &metrics);
         let parts = Parts {
             upstream,
             limiter: limiter(&config),
             counters: counters(&config.usage.counters),
-            recorder: Arc::new(Recorder::start(&config.usage.sinks)),
+            recorder,
             metrics,
             hooks: full,
             base_hooks: hooks,

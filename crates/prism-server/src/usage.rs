@@ -6,15 +6,13 @@
 //! itself as `client_gone`. Finishing writes the record (queued, never awaited) and settles the
 //! reservation on a spawned task, so neither touches the response's latency.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue, Response};
 use prism_ingress::Protocol;
 use prism_ledger::{
-    Admission, AdmitError, Outcome, RateHeaders, Recorder, Scopes, Tokens, UsageRecord,
+    Admission, AdmitError, Outcome, RateHeaders, Scopes, Tokens, UsageRecord,
     estimate_output_tokens,
 };
 use prism_types::{ChatRequest, Usage};
@@ -409,34 +407,6 @@ fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// The recorder's counters in the Prometheus text format.
-pub(crate) fn render_metrics(recorder: &Recorder, out: &mut String) {
-    let stats = recorder.stats();
-    let families = [
-        ("prism_usage_records_total", "Usage records taken by the ledger.", &stats.recorded),
-        (
-            "prism_usage_records_written_total",
-            "Usage records written by the sinks (each sink counts its own).",
-            &stats.written,
-        ),
-        (
-            "prism_usage_records_dropped_total",
-            "Usage records lost: a sink's queue was full, or shutdown ran out of time.",
-            &stats.dropped,
-        ),
-        (
-            "prism_usage_sink_errors_total",
-            "Failed usage sink writes (each is retried).",
-            &stats.write_errors,
-        ),
-    ];
-    for (name, help, value) in families {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
-        let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
-    }
 }
 
 #[cfg(test)]

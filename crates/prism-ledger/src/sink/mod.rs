@@ -126,6 +126,11 @@ impl Recorder {
         &self.stats
     }
 
+    /// The counters, shared (for a metrics registry that reads them at each scrape).
+    pub fn stats_handle(&self) -> Arc<SinkStats> {
+        Arc::clone(&self.stats)
+    }
+
     /// Writes what the queues hold and stops the tasks, waiting at most `within`; records
     /// still unwritten then are counted as dropped.
     pub async fn flush(&self, within: Duration) {
