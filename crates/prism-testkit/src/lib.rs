@@ -303,3 +303,57 @@ fn run_as(as_root: bool, program: &Path) -> Command {
         Command::new(program)
     }
 }
+
+/// A child process (a `prism serve`, a `prism simulate`) killed and reaped when dropped,
+/// however the test ends.
+#[derive(Debug)]
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// Starts `cmd` with stdout piped and returns it with the first `http://…` word its stdout
+    /// prints (the listening banner). The rest of stdout is drained on a thread, so the child
+    /// never blocks on a full pipe. Stderr is left as the caller set it.
+    pub fn spawn_with_url(cmd: &mut Command) -> (ChildGuard, String) {
+        use std::io::BufRead as _;
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn the child");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let guard = ChildGuard(child);
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let url = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_owned)
+            })
+            .expect("a listening URL on stdout");
+        std::thread::spawn(move || for _ in lines {});
+        (guard, url)
+    }
+
+    /// Sends `signal` (`-TERM`, `-HUP`) with `kill`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.0.id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().expect("run kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// Sends SIGTERM (a graceful shutdown) and waits up to 30 s for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the child did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

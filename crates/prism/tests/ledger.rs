@@ -2,69 +2,25 @@
 //! and writing to a real PostgreSQL, in front of `prism simulate`. The Redis and PostgreSQL
 //! tests skip (loudly) where those servers are not installed, and fail instead in CI
 //! (`PRISM_REQUIRE_REDIS=1`, `PRISM_REQUIRE_POSTGRES=1`).
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
-use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use prism_testkit::{PostgresServer, RedisServer};
+use prism_testkit::{ChildGuard as Proc, PostgresServer, RedisServer};
 use serde_json::{Value, json};
 
 const PRISM: &str = env!("CARGO_BIN_EXE_prism");
 const TENANT: &str = "sk-tenant-000001";
 const ADMIN: &str = "sk-admin-0000001";
 
-/// A child process, killed when the test ends however it ends.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    /// Sends SIGTERM (a graceful shutdown) and waits for the exit.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.0.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "prism did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// Starts `cmd` and returns it with the `http://…` URL from the first stdout line naming one.
-fn spawn_with_url(mut cmd: Command) -> (Proc, String) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let proc = Proc(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_owned))
-        .expect("a listening URL on stdout");
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (proc, url)
-}
-
 /// `prism simulate` with `delay_ms` between streamed events.
 fn simulator(delay_ms: u64) -> (Proc, String) {
     let mut cmd = Command::new(PRISM);
     cmd.args(["simulate", "--listen", "127.0.0.1:0", "--delay-ms", &delay_ms.to_string()]);
-    spawn_with_url(cmd)
+    Proc::spawn_with_url(cmd.stderr(Stdio::null()))
 }
 
 /// `prism serve` on `config`.
@@ -78,7 +34,7 @@ fn gateway(config: &str) -> (Proc, String) {
     std::fs::write(&path, config).unwrap();
     let mut cmd = Command::new(PRISM);
     cmd.env_clear().env("RUST_LOG", "warn").arg("serve").arg("--config").arg(&path);
-    spawn_with_url(cmd)
+    Proc::spawn_with_url(cmd.stderr(Stdio::null()))
 }
 
 /// A config: the tenant and admin keys, `slow` and `fast` models on two simulators (priced as

@@ -1,37 +1,15 @@
 //! Hot reload of `prism serve --config`: SIGHUP, or `--watch` noticing the file change, applies
 //! a valid file to new requests; an invalid one keeps the running configuration and is counted.
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use prism_testkit::ChildGuard as Proc;
+
 const PRISM: &str = env!("CARGO_BIN_EXE_prism");
 const KEY: &str = "sk-reload-test-key";
-
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_with_url(mut cmd: Command) -> (Proc, String) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let proc = Proc(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_owned))
-        .expect("a listening URL on stdout");
-    std::thread::spawn(move || for _ in lines {});
-    (proc, url)
-}
 
 fn config(sim: &str, models: &[&str]) -> String {
     let mut text = format!(
@@ -56,7 +34,7 @@ fn gateway(path: &Path, watch: bool) -> (Proc, String) {
     if watch {
         cmd.arg("--watch");
     }
-    spawn_with_url(cmd)
+    Proc::spawn_with_url(cmd.stderr(Stdio::null()))
 }
 
 async fn models(url: &str) -> Vec<String> {
@@ -93,16 +71,11 @@ async fn metric(url: &str, series: &str) -> u64 {
         .map_or(0, |v| v as u64)
 }
 
-fn hangup(proc: &Proc) {
-    let status = Command::new("kill").args(["-HUP", &proc.0.id().to_string()]).status().unwrap();
-    assert!(status.success());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_and_watch_reload_valid_files_and_keep_the_running_config_on_invalid_ones() {
     let mut sim_cmd = Command::new(PRISM);
     sim_cmd.args(["simulate", "--listen", "127.0.0.1:0"]);
-    let (_sim, sim) = spawn_with_url(sim_cmd);
+    let (_sim, sim) = Proc::spawn_with_url(sim_cmd.stderr(Stdio::null()));
 
     let hup_path = file("hup");
     std::fs::write(&hup_path, config(&sim, &["one"])).unwrap();
@@ -111,13 +84,13 @@ async fn sighup_and_watch_reload_valid_files_and_keep_the_running_config_on_inva
 
     // SIGHUP applies a valid file…
     std::fs::write(&hup_path, config(&sim, &["one", "two"])).unwrap();
-    hangup(&hup);
+    hup.signal("-HUP");
     wait_for_models(&hup_url, &["one", "two"]).await;
     assert_eq!(metric(&hup_url, "prism_config_reloads_total{outcome=\"ok\"}").await, 1);
 
     // …and keeps the running configuration when the file is invalid.
     std::fs::write(&hup_path, config(&sim, &["three"]) + "\nunknown_key = 1\n").unwrap();
-    hangup(&hup);
+    hup.signal("-HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while metric(&hup_url, "prism_config_reloads_total{outcome=\"invalid\"}").await == 0 {
         assert!(Instant::now() < deadline, "the invalid reload was not counted");

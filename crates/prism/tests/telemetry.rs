@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -17,6 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prism_simulator::{Behavior, Simulator};
+use prism_testkit::ChildGuard as Proc;
 use prost::Message as _;
 
 const PRISM: &str = env!("CARGO_BIN_EXE_prism");
@@ -120,15 +121,6 @@ async fn grpc_receiver() -> (String, Received) {
     (format!("http://{addr}"), received)
 }
 
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn attr<'s>(attrs: &'s [KeyValue], key: &str) -> Option<&'s any_value::Value> {
     attrs
         .iter()
@@ -186,23 +178,14 @@ export_interval_ms = 200
     );
     let path = std::env::temp_dir().join(format!("prism-telemetry-{}.toml", std::process::id()));
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(PRISM)
-        .env_clear()
-        .env("RUST_LOG", "info")
-        .args(["serve", "--config"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut proc = Proc(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_owned))
-        .unwrap();
+    let (mut proc, url) = Proc::spawn_with_url(
+        Command::new(PRISM)
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .args(["serve", "--config"])
+            .arg(&path)
+            .stderr(Stdio::null()),
+    );
 
     let resp = reqwest::Client::new()
         .post(format!("{url}/v1/chat/completions"))
@@ -224,13 +207,7 @@ export_interval_ms = 200
 
     // Metrics export every 200 ms; spans are flushed at the graceful shutdown.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let pid = proc.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while proc.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "prism did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    proc.terminate();
     let _ = std::fs::remove_file(&path);
 
     let received = received.lock().unwrap().clone();
@@ -339,23 +316,15 @@ async fn json_logs_have_one_line_per_request_without_secrets() {
     );
     let path = std::env::temp_dir().join(format!("prism-jsonlog-{}.toml", std::process::id()));
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(PRISM)
-        .env_clear()
-        .env("RUST_LOG", "info")
-        .args(["serve", "--log-format", "json", "--config"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut proc = Proc(child);
-    let url = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_owned))
-        .unwrap();
+    let (mut proc, url) = Proc::spawn_with_url(
+        Command::new(PRISM)
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(&path)
+            .stderr(Stdio::piped()),
+    );
+    let stderr = proc.0.stderr.take().unwrap();
     let logs = std::thread::spawn(move || {
         BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>()
     });
@@ -374,9 +343,7 @@ async fn json_logs_have_one_line_per_request_without_secrets() {
         ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_owned());
         resp.bytes().await.unwrap();
     }
-    let pid = proc.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let _ = proc.0.wait();
+    proc.terminate();
     let lines = logs.join().unwrap();
     let _ = std::fs::remove_file(&path);
     let mut finished = Vec::new();
@@ -421,21 +388,13 @@ async fn grpc_export_reaches_an_otlp_collector() {
     );
     let path = std::env::temp_dir().join(format!("prism-grpc-{}.toml", std::process::id()));
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(PRISM)
-        .env_clear()
-        .args(["serve", "--config"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut proc = Proc(child);
-    let url = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_owned))
-        .unwrap();
+    let (mut proc, url) = Proc::spawn_with_url(
+        Command::new(PRISM)
+            .env_clear()
+            .args(["serve", "--config"])
+            .arg(&path)
+            .stderr(Stdio::null()),
+    );
     let resp = reqwest::Client::new()
         .post(format!("{url}/v1/chat/completions"))
         .bearer_auth(KEY)
@@ -446,9 +405,7 @@ async fn grpc_export_reaches_an_otlp_collector() {
     assert_eq!(resp.status(), 200);
     resp.bytes().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = proc.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let _ = proc.0.wait();
+    proc.terminate();
     let _ = std::fs::remove_file(&path);
     let received = received.lock().unwrap().clone();
     let spans: Vec<Span> = received
