@@ -24,7 +24,7 @@ pub mod window;
 
 #[cfg(feature = "redis")]
 pub use counters::RedisCounters;
-pub use counters::{CounterStore, MemoryCounters};
+pub use counters::{CounterStore, MemoryCounters, unix_ms};
 pub use ledger::{Admission, AdmitError, FailureMode, Ledger, Scopes};
 pub use limits::{LimitSpec, RateHeaders, Refusal, RefusalReason, Settlement};
 pub use pricing::{DEFAULT_PRICES, Price, Pricing};

@@ -287,6 +287,22 @@ impl RefusalReason {
     pub fn is_budget(&self) -> bool {
         matches!(self, RefusalReason::Budget { .. })
     }
+
+    /// OpenAI's error `type` for this refusal: `requests`, `tokens` or `insufficient_quota`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            RefusalReason::Budget { .. } => "insufficient_quota",
+            RefusalReason::Rate { measure: Measure::Requests, .. }
+            | RefusalReason::Concurrency { .. } => "requests",
+            RefusalReason::Rate { measure: Measure::Tokens, .. }
+            | RefusalReason::TooLarge { .. } => "tokens",
+        }
+    }
+
+    /// OpenAI's error `code`: `insufficient_quota` for budgets, else `rate_limit_exceeded`.
+    pub fn error_code(&self) -> &'static str {
+        if self.is_budget() { "insufficient_quota" } else { "rate_limit_exceeded" }
+    }
 }
 
 fn scope_noun(scope: ScopeKind) -> &'static str {

@@ -218,6 +218,11 @@ async fn answer(
     let ttft = primed.first_content_at.saturating_duration_since(started);
     state.metrics.ttft(model, provider, ttft);
     let ticket = ticket.take();
+    // The estimate admission already counted (Messages' `message_start` announces it).
+    let input_estimate = ticket.as_ref().map_or_else(
+        || prism_ingress::messages::estimate_input_tokens(ex.request),
+        Ticket::input_estimate,
+    );
     let rate_headers = ticket.as_ref().map(|t| *t.rate_headers()).unwrap_or_default();
     let meta = StreamMeta {
         state: Arc::clone(state),
@@ -239,8 +244,9 @@ async fn answer(
     } else if protocol == Protocol::Messages {
         // Claude Code's context accounting reads `message_start`'s input tokens; upstreams that
         // report usage only at the end would make it 0 there, so announce the estimate.
-        let estimate = prism_ingress::messages::estimate_input_tokens(ex.request);
-        Box::new(prism_ingress::messages::MessagesEncoder::new(encode).with_input_tokens(estimate))
+        Box::new(
+            prism_ingress::messages::MessagesEncoder::new(encode).with_input_tokens(input_estimate),
+        )
     } else {
         prism_ingress::stream_encoder(protocol, encode)
     };

@@ -43,7 +43,7 @@ pub(crate) async fn usage(
     if !key.admin {
         return respond::error(Protocol::ChatCompletions, &GatewayError::AdminOnly);
     }
-    let now = now_ms();
+    let now = prism_ledger::unix_ms();
     let (start, end) = match range(req.uri().query().unwrap_or(""), now) {
         Ok(range) => range,
         Err(e) => return respond::error(Protocol::ChatCompletions, &e),
@@ -116,12 +116,6 @@ fn rfc3339(ms: u64) -> String {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

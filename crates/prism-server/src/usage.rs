@@ -7,7 +7,7 @@
 //! reservation on a spawned task, so neither touches the response's latency.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Response};
 use prism_ingress::Protocol;
@@ -142,7 +142,7 @@ pub(crate) async fn admit(
     let input_estimate = prism_ingress::messages::estimate_input_tokens(facts.request);
     let record = UsageRecord {
         request_id: facts.request_id.to_owned(),
-        started_at_ms: unix_ms(),
+        started_at_ms: prism_ledger::unix_ms(),
         key: facts.key.name.clone(),
         model: model.to_owned(),
         deployment: None,
@@ -191,17 +191,10 @@ pub(crate) async fn admit(
         }
         Err(AdmitError::Refused(refusal)) => {
             state.metrics.rate_limited(refusal.reason.label());
-            let (kind, code) = if refusal.reason.is_budget() {
-                ("insufficient_quota", "insufficient_quota")
-            } else if refusal.reason.label() == "rpm" || refusal.reason.label() == "concurrent" {
-                ("requests", "rate_limit_exceeded")
-            } else {
-                ("tokens", "rate_limit_exceeded")
-            };
             let error = GatewayError::Limited {
                 message: refusal.reason.message(),
-                kind,
-                code,
+                kind: refusal.reason.error_type(),
+                code: refusal.reason.error_code(),
                 retry_after: refusal.retry_after_ms.map(Duration::from_millis),
                 label: refusal.reason.label(),
             };
@@ -223,7 +216,12 @@ pub(crate) async fn admit(
 
 impl Ticket {
     fn record_started_ms(&self) -> u64 {
-        self.record.as_ref().map_or_else(unix_ms, |r| r.started_at_ms)
+        self.record.as_ref().map_or_else(prism_ledger::unix_ms, |r| r.started_at_ms)
+    }
+
+    /// The request's input tokens as estimated at admission.
+    pub(crate) fn input_estimate(&self) -> u64 {
+        self.input_estimate
     }
 
     /// The `x-ratelimit-*` figures of this request's tightest limits.
@@ -401,12 +399,6 @@ fn format_cost(cost: f64) -> String {
     let text = format!("{cost:.10}");
     let trimmed = text.trim_end_matches('0');
     trimmed.strip_suffix('.').map_or_else(|| trimmed.to_owned(), |t| format!("{t}.0"))
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -41,8 +41,8 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn unix_ms() -> u64 {
+/// Milliseconds since the Unix epoch (the ledger's wall clock: record times, budget periods).
+pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
