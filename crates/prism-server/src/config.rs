@@ -278,6 +278,14 @@ pub struct Timeouts {
     pub keepalive: Duration,
     /// How long a shutdown waits for open streams.
     pub shutdown_grace: Duration,
+    /// Longest a client may take to send a request's headers (slowloris); then the connection
+    /// closes. Applied when the listener starts (a reload does not change it).
+    pub header_read: Duration,
+    /// Longest a client may take to send a request body; then a 408.
+    pub request_body: Duration,
+    /// Longest a response write may wait on a client that does not read; then the connection
+    /// closes and its upstream with it. Applied when the listener starts.
+    pub client_write: Duration,
 }
 
 impl Default for Timeouts {
@@ -289,6 +297,9 @@ impl Default for Timeouts {
             total: Duration::from_secs(600),
             keepalive: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(30),
+            header_read: Duration::from_secs(30),
+            request_body: Duration::from_secs(60),
+            client_write: Duration::from_secs(30),
         }
     }
 }
@@ -302,6 +313,9 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Chat completion requests (streams included) served at once; more get a 503. 0 = no limit.
     pub max_concurrent_requests: usize,
+    /// Model requests one client key may have in flight in this process, so one tenant cannot
+    /// take every slot; more get a 429. 0 = no limit.
+    pub max_concurrent_per_key: usize,
 }
 
 impl Default for Limits {
@@ -310,6 +324,7 @@ impl Default for Limits {
             max_body_bytes: 8 * 1024 * 1024,
             max_response_bytes: 32 * 1024 * 1024,
             max_concurrent_requests: 4096,
+            max_concurrent_per_key: 0,
         }
     }
 }
@@ -1087,6 +1102,9 @@ fn resolve_timeouts(t: &raw::RawTimeouts) -> Result<Timeouts, ConfigError> {
             Some(v) => Duration::from_millis(v),
             None => d.shutdown_grace,
         },
+        header_read: get(t.header_read_ms, d.header_read, "header_read_ms")?,
+        request_body: get(t.request_body_ms, d.request_body, "request_body_ms")?,
+        client_write: get(t.client_write_ms, d.client_write, "client_write_ms")?,
     };
     if out.total < out.first_token {
         return Err(ConfigError::invalid(
@@ -1114,6 +1132,12 @@ fn resolve_limits(l: &raw::RawLimits) -> Result<Limits, ConfigError> {
             None => d.max_concurrent_requests,
             Some(v) => usize::try_from(v).map_err(|_| {
                 ConfigError::invalid("limits.max_concurrent_requests", "is too large")
+            })?,
+        },
+        max_concurrent_per_key: match l.max_concurrent_per_key {
+            None => d.max_concurrent_per_key,
+            Some(v) => usize::try_from(v).map_err(|_| {
+                ConfigError::invalid("limits.max_concurrent_per_key", "is too large")
             })?,
         },
     })

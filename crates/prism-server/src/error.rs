@@ -42,6 +42,21 @@ pub enum GatewayError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The client did not send its request body within `timeouts.request_body_ms`.
+    #[error("request body not received in time")]
+    RequestTimeout,
+    /// The request line's target is longer than the gateway reads.
+    #[error("URI too long")]
+    UriTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The request's headers are larger than the gateway reads.
+    #[error("request headers too large")]
+    HeadersTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// No such route.
     #[error("no route for {path}")]
     RouteNotFound {
@@ -119,6 +134,9 @@ impl GatewayError {
             GatewayError::ModelNotFound { .. } | GatewayError::RouteNotFound { .. } => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::PayloadTooLarge { .. } => 413,
+            GatewayError::RequestTimeout => 408,
+            GatewayError::UriTooLong { .. } => 414,
+            GatewayError::HeadersTooLarge { .. } => 431,
             GatewayError::Overloaded => 503,
             GatewayError::Upstream(e) => e.status,
             GatewayError::UpstreamConnect => 502,
@@ -155,6 +173,19 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { limit } => {
                 ErrorObject::new("invalid_request_error", format!("the request body is larger than {limit} bytes"))
                     .with_code("request_too_large")
+            }
+            GatewayError::UriTooLong { limit } => {
+                ErrorObject::new("invalid_request_error", format!("the request URI is longer than {limit} bytes"))
+                    .with_code("uri_too_long")
+            }
+            GatewayError::HeadersTooLarge { limit } => ErrorObject::new(
+                "invalid_request_error",
+                format!("the request headers are larger than {limit} bytes"),
+            )
+            .with_code("headers_too_large"),
+            GatewayError::RequestTimeout => {
+                ErrorObject::new("invalid_request_error", "the request body did not arrive in time")
+                    .with_code("request_timeout")
             }
             GatewayError::RouteNotFound { path } => {
                 ErrorObject::new("invalid_request_error", format!("unknown route {path:?}")).with_code("not_found")
@@ -217,6 +248,9 @@ impl GatewayError {
             GatewayError::Forbidden { .. } => "forbidden",
             GatewayError::ModelNotFound { .. } => "model_not_found",
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
+            GatewayError::RequestTimeout => "request_timeout",
+            GatewayError::UriTooLong { .. } => "uri_too_long",
+            GatewayError::HeadersTooLarge { .. } => "headers_too_large",
             GatewayError::RouteNotFound { .. } => "route_not_found",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::Overloaded => "overloaded",

@@ -50,7 +50,8 @@ pub(crate) fn invalid(e: IngressError) -> GatewayError {
     GatewayError::InvalidRequest { param: e.param, message: e.message }
 }
 
-/// Reads the whole body, refusing more than `limits.max_body_bytes` (declared or actual).
+/// Reads the whole body, refusing more than `limits.max_body_bytes` (declared or actual) and a
+/// body slower than `timeouts.request_body` (a client trickling bytes would hold its connection).
 pub(crate) async fn read_body(
     state: &AppState,
     headers: &HeaderMap,
@@ -64,7 +65,14 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(
+        state.config.timeouts.request_body,
+        Limited::new(body, limit).collect(),
+    );
+    let Ok(read) = read.await else {
+        return Err(GatewayError::RequestTimeout);
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(GatewayError::PayloadTooLarge { limit })

@@ -25,6 +25,7 @@ mod tokens;
 
 // Shared by the stages.
 mod body;
+mod conn;
 pub mod config;
 mod error;
 mod guardrails;

@@ -15,11 +15,10 @@ use prism_ingress::{EncodeContext, Protocol};
 use prism_providers::StreamContext;
 use prism_providers::native::{NativeApi, NativeRequest};
 use prism_types::{ChatCompletion, Usage};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::Span;
 
-use crate::admission::{self, Admitted};
+use crate::admission::{self, Admitted, Slot};
 use crate::attempts::{self, Answer, Exchange, Native, Unserved};
 use crate::body::ResponseBody;
 use crate::cache;
@@ -94,7 +93,7 @@ async fn answer(
     books: Books<'_>,
     inbound: &Inbound<'_>,
     route: &ModelRoute,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Slot>,
     span: &Span,
     started: Instant,
     ticket: &mut Option<Ticket>,

@@ -47,6 +47,9 @@ async fn dispatch(
     request_id: &str,
 ) -> Response<ResponseBody> {
     let path = req.uri().path();
+    if let Some(e) = oversized(&req) {
+        return respond::error(protocol_of(path), &e);
+    }
     let (allow, route) = match path {
         "/v1/chat/completions" | "/chat/completions" => {
             ("POST", Route::Model(Protocol::ChatCompletions))
@@ -100,6 +103,24 @@ async fn dispatch(
             resp
         }
     }
+}
+
+/// Longest request target served; real API paths are short, so a longer one is abuse or a bug.
+const MAX_URI_BYTES: usize = 8 * 1024;
+/// Largest header section served (hyper refuses past its own, larger, read buffer with a bare
+/// 431; below it the client gets its protocol's error body).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+fn oversized(req: &http::Request<Incoming>) -> Option<GatewayError> {
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return Some(GatewayError::UriTooLong { limit: MAX_URI_BYTES });
+    }
+    // Name, value and the ": " and CRLF around them, as on the wire.
+    let header_bytes: usize =
+        req.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    (header_bytes > MAX_HEADER_BYTES)
+        .then_some(GatewayError::HeadersTooLarge { limit: MAX_HEADER_BYTES })
 }
 
 #[derive(Debug, Clone, Copy)]

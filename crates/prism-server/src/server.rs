@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::conn::WriteDeadline;
 use crate::hooks::Hooks;
 use crate::metrics::Metrics;
 use crate::routes;
@@ -88,7 +89,8 @@ impl Reloader {
     /// validation `prism check-config` runs): requests that start afterwards use its routes,
     /// keys, guardrails, limits, timeouts and retries; requests and streams already running
     /// finish on the configuration they started with. Kept from the running server, and only
-    /// applied by a restart (a warning says so when they differ): `listen`, and the `[usage]`
+    /// applied by a restart (a warning says so when they differ): `listen`, the connection timeouts
+    /// (`header_read_ms`, `client_write_ms`), and the `[usage]`
     /// sinks. The response cache and the limit counters carry over while their sections are
     /// unchanged (a changed `[cache]` starts an empty cache).
     ///
@@ -129,6 +131,13 @@ fn next_generation(previous: &AppState, mut config: Config) -> Result<AppState, 
     if config.telemetry != old.telemetry {
         tracing::warn!("[telemetry] changed; it takes effect at the next restart");
     }
+    let (t, o) = (&config.timeouts, &old.timeouts);
+    if t.header_read != o.header_read || t.client_write != o.client_write {
+        tracing::warn!(
+            "timeouts.header_read_ms or timeouts.client_write_ms changed; they take effect at the \
+             next restart"
+        );
+    }
     let mut hooks = previous.base_hooks.clone();
     if hooks.cache.is_none() {
         if config.cache == old.cache {
@@ -148,6 +157,11 @@ fn next_generation(previous: &AppState, mut config: Config) -> Result<AppState, 
     } else {
         state::limiter(&config)
     };
+    let key_slots = if config.limits.max_concurrent_per_key == old.limits.max_concurrent_per_key {
+        previous.key_slots.clone()
+    } else {
+        crate::admission::KeySlots::new(config.limits.max_concurrent_per_key)
+    };
     let counters = if config.usage.counters == old.usage.counters {
         Arc::clone(&previous.counters)
     } else {
@@ -159,6 +173,7 @@ fn next_generation(previous: &AppState, mut config: Config) -> Result<AppState, 
         hooks,
         base_hooks: previous.base_hooks.clone(),
         limiter,
+        key_slots,
         shutting_down: Arc::clone(&previous.shutting_down),
         counters,
         recorder: Arc::clone(&previous.recorder),
@@ -203,6 +218,7 @@ impl Server {
         let parts = Parts {
             upstream,
             limiter: state::limiter(&config),
+            key_slots: crate::admission::KeySlots::new(config.limits.max_concurrent_per_key),
             counters: state::counters(&config.usage.counters),
             recorder,
             hooks: crate::guardrails::install(&config.guardrails, hooks, &metrics),
@@ -241,8 +257,9 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
         let Server { listener, addr, cell } = self;
+        let timeouts = cell.load().config.timeouts.clone();
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(timeouts.header_read);
         builder.http2().timer(TokioTimer::new());
         let builder = Arc::new(builder);
         let tracker = TaskTracker::new();
@@ -275,7 +292,8 @@ impl Server {
                     let state = cell.load();
                     async move { Ok::<_, Infallible>(routes::handle(state, req).await) }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let io = WriteDeadline::new(stream, timeouts.client_write);
+                let conn = builder.serve_connection(TokioIo::new(io), service);
                 tokio::pin!(conn);
                 let result = tokio::select! {
                     result = conn.as_mut() => result,

@@ -33,6 +33,8 @@ pub(crate) struct AppState {
     pub(crate) base_hooks: Hooks,
     /// Bounds concurrent model requests; `None` when unlimited.
     pub(crate) limiter: Option<Arc<Semaphore>>,
+    /// Bounds each key's concurrent model requests; `None` when keys are not capped.
+    pub(crate) key_slots: Option<Arc<crate::admission::KeySlots>>,
     /// Set when shutdown starts: `/ready` answers 503 so load balancers stop sending traffic.
     pub(crate) shutting_down: Arc<AtomicBool>,
     /// Limits and budgets: the counters and the failure mode.
@@ -54,6 +56,8 @@ pub(crate) struct Parts {
     pub(crate) hooks: Hooks,
     pub(crate) base_hooks: Hooks,
     pub(crate) limiter: Option<Arc<Semaphore>>,
+    /// Bounds each key's concurrent model requests; `None` when keys are not capped.
+    pub(crate) key_slots: Option<Arc<crate::admission::KeySlots>>,
     pub(crate) shutting_down: Arc<AtomicBool>,
     pub(crate) counters: Arc<dyn CounterStore>,
     pub(crate) recorder: Arc<Recorder>,
@@ -72,6 +76,7 @@ impl AppState {
         let parts = Parts {
             upstream,
             limiter: limiter(&config),
+            key_slots: crate::admission::KeySlots::new(config.limits.max_concurrent_per_key),
             counters: counters(&config.usage.counters),
             recorder,
             metrics,
@@ -100,6 +105,7 @@ impl AppState {
             hooks: parts.hooks,
             base_hooks: parts.base_hooks,
             limiter: parts.limiter,
+            key_slots: parts.key_slots,
             shutting_down: parts.shutting_down,
             ledger,
             counters: parts.counters,

@@ -23,10 +23,10 @@ use prism_ingress::StreamEncoder;
 use prism_ledger::Outcome;
 use prism_providers::{ByteTranslator, Credentials, OutChunk, StreamSummary, TranslateError};
 use prism_types::{ErrorObject, Usage};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 use tracing::Span;
 
+use crate::admission::Slot;
 use crate::attempts::{Primed, redact};
 use crate::error::GatewayError;
 use crate::hooks::OutputFilter;
@@ -48,7 +48,7 @@ pub(crate) struct StreamMeta {
     pub(crate) started: Instant,
     pub(crate) total_deadline: Instant,
     pub(crate) span: Span,
-    pub(crate) permit: Option<OwnedSemaphorePermit>,
+    pub(crate) permit: Option<Slot>,
     /// The deployment's credentials, only to scrub them from upstream error messages.
     pub(crate) credentials: Credentials,
     /// The deployment's upstream model id, for the price.

@@ -4,6 +4,7 @@
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 mod e2e {
+    pub(crate) mod abuse;
     pub(crate) mod endpoints;
     pub(crate) mod errors;
     pub(crate) mod ingress;

@@ -159,6 +159,9 @@ pub(super) struct RawTimeouts {
     pub(super) total_ms: Option<u64>,
     pub(super) keepalive_ms: Option<u64>,
     pub(super) shutdown_grace_ms: Option<u64>,
+    pub(super) header_read_ms: Option<u64>,
+    pub(super) request_body_ms: Option<u64>,
+    pub(super) client_write_ms: Option<u64>,
 }
 
 /// `[limits]`.
@@ -168,6 +171,7 @@ pub(super) struct RawLimits {
     pub(super) max_body_bytes: Option<u64>,
     pub(super) max_response_bytes: Option<u64>,
     pub(super) max_concurrent_requests: Option<u64>,
+    pub(super) max_concurrent_per_key: Option<u64>,
 }
 
 /// `[retries]`.
