@@ -119,6 +119,17 @@ impl Gateway {
         config: &str,
         log: &Path,
     ) -> anyhow::Result<Gateway> {
+        Self::start_with_env(bin, wrapper, config, log, &[]).await
+    }
+
+    /// [`start`](Self::start) with these environment variables set for the gateway.
+    pub(crate) async fn start_with_env(
+        bin: &Path,
+        wrapper: &[String],
+        config: &str,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Gateway> {
         let config_path = log.with_extension("toml");
         std::fs::write(&config_path, config)
             .with_context(|| format!("writing {}", config_path.display()))?;
@@ -138,6 +149,7 @@ impl Gateway {
             .arg(&config_path)
             .env_remove("PRISM_LISTEN")
             .env_remove("PRISM_CONFIG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

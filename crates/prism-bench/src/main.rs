@@ -8,6 +8,8 @@ mod load;
 mod procfs;
 mod report;
 mod sim;
+mod soak;
+mod soak_check;
 mod stats;
 mod verify;
 mod workloads;
@@ -37,6 +39,12 @@ struct Cli {
 enum Command {
     /// Run the workloads and write the report.
     Run(RunArgs),
+    /// Soak the gateway: a long mixed, checked load; fails on lost chunks, unexpected errors,
+    /// memory growth and descriptor or connection leaks.
+    Soak(soak::SoakArgs),
+    /// Serve the soak's simulated upstreams (started by `soak`; talks over stdin/stdout).
+    #[command(hide = true)]
+    SoakSim(soak::SoakSimArgs),
     /// Serve as the simulated upstream (started by `run`; talks over stdin/stdout).
     #[command(hide = true)]
     Sim(sim::SimSpec),
@@ -78,6 +86,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Soak(args) => soak::soak(args),
+        Command::SoakSim(args) => soak::serve_sims(args),
         Command::Sim(spec) => sim::serve(spec),
         Command::Proxy { to } => sim::serve_proxy(to),
     };
