@@ -42,11 +42,25 @@ pub(crate) enum LogFormat {
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(serve(args))
+}
+
+/// Every connection and every upstream stream is a descriptor, and many systems start processes
+/// with a soft limit of 1024 under a much higher hard one: a gateway should use what it may, as
+/// nginx (`worker_rlimit_nofile`) and Go's runtime do.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
+        // Best effort: the old soft limit still works, only with fewer connections.
+        let _ = setrlimit(Resource::Nofile, raised);
+    }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
