@@ -47,6 +47,17 @@ pub(crate) fn exception(exception_type: &str, json: &str) -> Bytes {
     )
 }
 
+/// The 12-byte prelude of a message announcing `total_length` bytes in all and `headers_length`
+/// bytes of headers, with a valid prelude CRC (for frames whose length is the fault).
+pub(crate) fn prelude(total_length: u32, headers_length: u32) -> Bytes {
+    let mut out = Vec::with_capacity(12);
+    out.extend_from_slice(&total_length.to_be_bytes());
+    out.extend_from_slice(&headers_length.to_be_bytes());
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    Bytes::from(out)
+}
+
 /// The length of the first complete message in `buf`, if its prelude is readable (for cutting
 /// replayed bodies into events).
 pub(crate) fn message_len(buf: &[u8]) -> Option<usize> {

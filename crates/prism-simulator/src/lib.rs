@@ -37,6 +37,49 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Faults
+//!
+//! [`Behavior::Fault`] breaks an answer in one of the ways a real upstream (or what sits in
+//! front of it) breaks, each rendered in the called provider's own format where the fault is in
+//! the content:
+//!
+//! | [`Fault`] | what the client of the simulator sees |
+//! |---|---|
+//! | [`CutInEvent`](Fault::CutInEvent) | events, then part of the next one inside an unfinished chunk, then a FIN (on Bedrock: inside an event-stream frame) |
+//! | [`CutInUtf8`](Fault::CutInUtf8) | the same, cut inside a UTF-8 multi-byte sequence |
+//! | [`Garbage`](Fault::Garbage) | events, then binary garbage, then a clean end |
+//! | [`InvalidJson`](Fault::InvalidJson) | a well-framed event whose JSON is cut short |
+//! | [`Oversized`](Fault::Oversized) | one valid event (or SSE line) of any size, e.g. 10 MB |
+//! | [`BadCrc`](Fault::BadCrc) | Bedrock: a frame with a wrong message CRC |
+//! | [`FrameTooLong`](Fault::FrameTooLong) | Bedrock: a prelude announcing a huge frame, then silence |
+//! | [`BadChunkSize`](Fault::BadChunkSize) | a chunk-size line that is not hexadecimal |
+//! | [`Drip`](Fault::Drip) | the rest of the answer one byte per interval |
+//! | [`HoldOpen`](Fault::HoldOpen) | the whole stream, terminal event included, and a body that never ends |
+//! | [`Html`](Fault::Html) | a `200` `text/html` error page |
+//! | [`Redirect`](Fault::Redirect) | a `302` with `location` |
+//! | [`Reset`](Fault::Reset) | a TCP reset after the head or after some events |
+//!
+//! Stalls are [`Behavior::Stall`] and clean early ends [`Behavior::EndAfter`].
+//!
+//! hyper cannot write most of these (a malformed chunk, a cut inside a chunk, a reset), so a
+//! fault is a script of raw bytes that only a simulator started with
+//! [`SimConfig::with_raw_http`] serves. That simulator reads each HTTP/1.1 request itself
+//! (`content-length` or chunked bodies, keep-alive) and answers every behaviour, faults or not,
+//! on the same connections; while it writes a response it keeps reading, so a client that goes
+//! away closes the connection at once (a held-open answer included), and
+//! [`Simulator::open_connections`] counts its connections as it counts hyper's. The default,
+//! hyper-served simulator (HTTP/1.1 and HTTP/2, what the benchmark uses) is unchanged and
+//! answers a fault with a `500` saying it needs raw HTTP.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use prism_simulator::{Behavior, Fault, Reply, SimConfig, Simulator};
+//!
+//! let sim = Simulator::start_with(SimConfig::default().with_raw_http(true)).await?;
+//! sim.push_behavior(Behavior::fault(Reply::text("Hello there"), Fault::Reset { events: 2 }));
+//! # Ok(()) }
+//! ```
+//!
 //! # Cost
 //!
 //! Replies from the default behaviour are rendered once per (wire, streaming, model,
@@ -47,7 +90,9 @@
 mod body;
 mod demo_tool;
 mod eventstream;
+mod fault;
 mod fixtures;
+mod raw;
 mod render;
 mod reply;
 mod route;
@@ -58,6 +103,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use fault::Fault;
 pub use fixtures::demo_fixture;
 pub use render::{
     Provider, RenderOptions, Wire, render_body, render_error, render_midstream_error, render_stream,
@@ -83,6 +129,9 @@ pub struct SimConfig {
     pub demo_delay: Duration,
     /// The address to listen on. Default: `127.0.0.1:0` (an ephemeral port).
     pub addr: SocketAddr,
+    /// Serve connections with the simulator's own HTTP/1.1 code instead of hyper, which
+    /// [`Behavior::Fault`] needs (see [Faults](crate#faults)). Default: `false`.
+    pub raw_http: bool,
 }
 
 impl Default for SimConfig {
@@ -93,6 +142,7 @@ impl Default for SimConfig {
             max_body_bytes: 32 << 20,
             demo_delay: Duration::ZERO,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            raw_http: false,
         }
     }
 }
@@ -130,6 +180,13 @@ impl SimConfig {
     #[must_use]
     pub fn with_addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
+        self
+    }
+
+    /// Serves connections with the simulator's own HTTP/1.1 code (for [`Behavior::Fault`]).
+    #[must_use]
+    pub fn with_raw_http(mut self, on: bool) -> Self {
+        self.raw_http = on;
         self
     }
 }

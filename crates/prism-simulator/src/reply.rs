@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::Fault;
+
 /// How the simulated model ended its turn, rendered in each provider's own vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -278,6 +280,16 @@ pub enum Behavior {
         /// How many events are sent before the error.
         events: usize,
     },
+    /// Answer with `reply` broken by `fault`, byte for byte (HTTP framing included): see
+    /// [`Fault`] for what each fault sends. Needs a simulator started with
+    /// [`SimConfig::with_raw_http`](crate::SimConfig::with_raw_http); a hyper-served one answers
+    /// `500`.
+    Fault {
+        /// The reply whose events are sent around the fault.
+        reply: Reply,
+        /// What goes wrong.
+        fault: Fault,
+    },
 }
 
 impl Behavior {
@@ -289,6 +301,11 @@ impl Behavior {
     /// [`Behavior::Status`] with the provider's native error body and a `retry-after` header.
     pub fn status_retry_after(status: u16, retry_after_secs: u64) -> Self {
         Self::Status { status, body: String::new(), retry_after: Some(retry_after_secs) }
+    }
+
+    /// [`Behavior::Fault`] of `reply`.
+    pub fn fault(reply: Reply, fault: Fault) -> Self {
+        Self::Fault { reply, fault }
     }
 
     /// [`Behavior::Replay`] with no delay.

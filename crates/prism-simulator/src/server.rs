@@ -44,11 +44,11 @@ pub struct Simulator {
 }
 
 #[derive(Debug)]
-struct Shared {
-    config: SimConfig,
+pub(crate) struct Shared {
+    pub(crate) config: SimConfig,
     /// The global FIFO, then one FIFO per provider (indexed by `Provider::index`).
     queues: Mutex<Queues>,
-    requests: AtomicUsize,
+    pub(crate) requests: AtomicUsize,
     open: AtomicUsize,
     history: Mutex<VecDeque<RecordedRequest>>,
     /// Rendered default-behaviour answers by (wire, stream, options).
@@ -202,7 +202,7 @@ impl Drop for Simulator {
 }
 
 /// Decrements the open-connection count when a connection task ends, however it ends.
-struct OpenGuard(Arc<Shared>);
+pub(crate) struct OpenGuard(Arc<Shared>);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
@@ -222,7 +222,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Re
         };
         shared.open.fetch_add(1, Ordering::Relaxed);
         let guard = OpenGuard(Arc::clone(&shared));
-        tokio::spawn(serve_connection(stream, Arc::clone(&shared), stop.clone(), guard));
+        if shared.config.raw_http {
+            tokio::spawn(crate::raw::serve(stream, Arc::clone(&shared), stop.clone(), guard));
+        } else {
+            tokio::spawn(serve_connection(stream, Arc::clone(&shared), stop.clone(), guard));
+        }
     }
 }
 
@@ -257,19 +261,49 @@ struct StreamOptions {
     include_usage: Option<bool>,
 }
 
+/// What a request is answered with.
+pub(crate) enum Answer {
+    /// A response hyper (or the raw server) frames.
+    Response(Response<SimBody>),
+    /// A [`Behavior::Fault`]: bytes written as they are, by the raw server only.
+    Script(crate::raw::Script),
+}
+
+/// The message of the `500` a hyper-served simulator answers a [`Behavior::Fault`] with.
+const FAULT_NEEDS_RAW: &str =
+    "Behavior::Fault needs a simulator started with SimConfig::with_raw_http(true)";
+
 async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<SimBody>, Infallible> {
     shared.requests.fetch_add(1, Ordering::Relaxed);
     let (parts, incoming) = req.into_parts();
-    let route = route(&parts.method, parts.uri.path(), parts.uri.query());
     let body = match Limited::new(incoming, shared.config.max_body_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
+        Ok(collected) => Ok(collected.to_bytes()),
         Err(err) => {
             let too_large = err.downcast_ref::<http_body_util::LengthLimitError>().is_some();
-            let status = if too_large { 413 } else { 400 };
-            return Ok(match &route {
+            Err(if too_large { 413 } else { 400 })
+        }
+    };
+    Ok(match answer(&shared, &parts, body).await {
+        Answer::Response(response) => response,
+        Answer::Script(_) => plain_error(500, FAULT_NEEDS_RAW),
+    })
+}
+
+/// Answers a request whose body was read (`Err` holds the status when it could not be: `413`
+/// over the limit, `400` otherwise). The caller counted it in `requests`.
+pub(crate) async fn answer(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: Result<Bytes, u16>,
+) -> Answer {
+    let route = route(&parts.method, parts.uri.path(), parts.uri.query());
+    let body = match body {
+        Ok(body) => body,
+        Err(status) => {
+            return Answer::Response(match &route {
                 Some(route) => error_response(route.wire, status, "", None),
                 None => plain_error(status, "request body could not be read"),
             });
@@ -316,10 +350,11 @@ async fn handle(
 
     let Some(route) = route else {
         let message = format!("no simulated endpoint for {} {}", parts.method, parts.uri.path());
-        return Ok(plain_error(404, &message));
+        return Answer::Response(plain_error(404, &message));
     };
     if probe.is_none() {
-        return Ok(error_response(route.wire, 400, "The request body is not valid JSON.", None));
+        let message = "The request body is not valid JSON.";
+        return Answer::Response(error_response(route.wire, 400, message, None));
     }
     let ctx = Ctx {
         route,
@@ -332,18 +367,21 @@ async fn handle(
         let provider = ctx.route.wire.provider();
         queues.per_provider[provider.index()].pop_front().or_else(|| queues.global.pop_front())
     };
-    let response = match queued {
-        Some(behavior) => respond(&shared, &ctx, &behavior, false).await,
-        None => respond(&shared, &ctx, &shared.config.default_behavior, true).await,
+    let (behavior, cacheable) = match &queued {
+        Some(behavior) => (behavior, false),
+        None => (&shared.config.default_behavior, true),
     };
-    Ok(response)
+    if let Behavior::Fault { reply, fault } = behavior {
+        return crate::fault::answer(shared, &ctx, reply, fault).await;
+    }
+    Answer::Response(respond(shared, &ctx, behavior, cacheable).await)
 }
 
 /// Everything about a request that shapes its answer.
-struct Ctx {
-    route: Route,
-    stream: bool,
-    opts: RenderOptions,
+pub(crate) struct Ctx {
+    pub(crate) route: Route,
+    pub(crate) stream: bool,
+    pub(crate) opts: RenderOptions,
     /// The request body, for behaviours that answer according to it (the demo's tool calls).
     body: Bytes,
 }
@@ -417,11 +455,13 @@ async fn respond(
         Behavior::ErrorMidstream { reply, events } => {
             partial_response(shared, ctx, reply, *events, Tail::End, true).await
         }
+        // Answered by `answer` before it gets here.
+        Behavior::Fault { .. } => plain_error(500, FAULT_NEEDS_RAW),
     }
 }
 
 /// The rendered answer to `ctx` for `reply`: the stream events, or the whole body as one item.
-fn rendered(shared: &Shared, ctx: &Ctx, reply: &Reply, cacheable: bool) -> Arc<[Bytes]> {
+pub(crate) fn rendered(shared: &Shared, ctx: &Ctx, reply: &Reply, cacheable: bool) -> Arc<[Bytes]> {
     let render = || -> Arc<[Bytes]> {
         let wire = ctx.route.wire;
         match ctx.shape() {
@@ -515,7 +555,7 @@ fn set(response: &mut Response<SimBody>, name: HeaderName, value: &'static str) 
 
 /// A `200` with the provider's headers: the stream content type when `native_stream` (an SSE or
 /// event-stream body), else `application/json`.
-fn ok_response(wire: Wire, native_stream: bool, body: SimBody) -> Response<SimBody> {
+pub(crate) fn ok_response(wire: Wire, native_stream: bool, body: SimBody) -> Response<SimBody> {
     let mut response = Response::new(body);
     if native_stream {
         set(&mut response, CONTENT_TYPE, wire.stream_content_type());
@@ -574,7 +614,7 @@ fn error_response(
 }
 
 /// An error outside any provider's endpoints.
-fn plain_error(status: u16, message: &str) -> Response<SimBody> {
+pub(crate) fn plain_error(status: u16, message: &str) -> Response<SimBody> {
     let body = format!(r#"{{"error":{}}}"#, render::json_str(message));
     let mut response = Response::new(SimBody::full(Bytes::from(body)));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
