@@ -391,6 +391,19 @@ async fn attempt(
     };
     let status = response.status();
     span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+    if status.is_redirection() {
+        // Redirects are not followed (one could carry the credentials elsewhere), and this
+        // deployment would redirect again: a bad gateway, and on to the next deployment.
+        let err = ProviderError::new(
+            502,
+            ErrorObject::new(
+                "upstream_error",
+                format!("the upstream answered with a redirect (HTTP {})", status.as_u16()),
+            )
+            .with_code("upstream_redirect"),
+        );
+        return Err(Failure::new(GatewayError::Upstream(err), Next::Fallback, "redirect"));
+    }
     if !status.is_success() {
         let retry_after = retry_after_secs(response.headers());
         let body = read_limited(response, MAX_ERROR_BODY, deadline, true).await.unwrap_or_default();
