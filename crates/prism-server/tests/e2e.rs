@@ -7,6 +7,7 @@ mod e2e {
     pub(crate) mod abuse;
     pub(crate) mod endpoints;
     pub(crate) mod errors;
+    pub(crate) mod faults;
     pub(crate) mod ingress;
     pub(crate) mod providers;
     pub(crate) mod reload;
