@@ -188,6 +188,22 @@ impl Failure {
         }
     }
 
+    /// The upstream answered, then its body failed (a cut, a reset, broken chunked framing)
+    /// before anything reached the client: retryable like a transport error, but not reported as
+    /// a failure to connect.
+    fn body(err: &reqwest::Error) -> Self {
+        tracing::debug!(error = %err.without_url_ref(), "upstream body failed");
+        let err = ProviderError::new(
+            502,
+            ErrorObject::new(
+                "upstream_error",
+                "the connection to the upstream provider failed before the answer was complete",
+            )
+            .with_code("upstream_connection_lost"),
+        );
+        Failure::new(GatewayError::Upstream(err), Next::Retry, "transport")
+    }
+
     /// A deadline passed: the first-token deadline moves on to the next deployment, the total
     /// deadline ends the request.
     fn timeout(total_deadline: Instant) -> Self {
@@ -446,7 +462,7 @@ async fn attempt(
                 });
             }
             Err(ReadError::Timeout) => return Err(Failure::timeout(ex.total_deadline)),
-            Err(ReadError::Transport(e)) => return Err(Failure::transport(&e)),
+            Err(ReadError::Transport(e)) => return Err(Failure::body(&e)),
         };
         if let Some(n) = &native {
             return Ok(Answer::Native(prism_providers::native::rewrite_response(
@@ -497,7 +513,7 @@ async fn prime(
                     Err(e) => Err(Failure::translate(&e, credentials)),
                 };
             }
-            Some(Err(e)) => return Err(Failure::transport(&e)),
+            Some(Err(e)) => return Err(Failure::body(&e)),
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
                 Err(_) => continue,
