@@ -352,3 +352,80 @@ pub(crate) fn head_bytes(
     out.push_str("\r\n");
     Bytes::from(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::{Behavior, Fault, Reply, SimConfig, Simulator};
+
+    const REQUEST: &str = "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n\
+        content-type: application/json\r\ncontent-length: 15\r\n\r\n{\"stream\":true}";
+
+    async fn raw_exchange(sim: &Simulator) -> Vec<u8> {
+        let mut tcp = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+        tcp.write_all(REQUEST.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let read = tcp.read_to_end(&mut out);
+        let _ = tokio::time::timeout(Duration::from_secs(2), read).await;
+        out
+    }
+
+    #[tokio::test]
+    async fn behaviours_and_faults_are_served_over_raw_http() {
+        let sim = Simulator::start_with(SimConfig::default().with_raw_http(true)).await.unwrap();
+        let client = reqwest::Client::new();
+        sim.push_behavior(Reply::text("raw hello").into());
+        let url = format!("{}/v1/chat/completions", sim.base_url());
+        let body = r#"{"model":"m","stream":true}"#;
+        let resp = client.post(&url).body(body).send().await.unwrap();
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("\"content\":\"raw \"") && text.ends_with("data: [DONE]\n\n"));
+        // A keep-alive connection serves the next request too.
+        let resp = client.post(&url).body(body).send().await.unwrap();
+        assert!(resp.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+        assert_eq!(sim.requests(), 2);
+
+        sim.push_behavior(Behavior::fault(Reply::text("a b"), Fault::BadChunkSize { events: 1 }));
+        let raw = String::from_utf8_lossy(&raw_exchange(&sim).await).into_owned();
+        assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
+        assert!(raw.contains("transfer-encoding: chunked\r\n"), "{raw}");
+        assert!(raw.contains("\r\nzz\r\ndata: "), "{raw}");
+        sim.push_behavior(Behavior::fault(
+            Reply::text("a"),
+            Fault::Redirect { location: "http://elsewhere/".into() },
+        ));
+        let raw = String::from_utf8_lossy(&raw_exchange(&sim).await).into_owned();
+        assert!(raw.starts_with("HTTP/1.1 302 Found\r\n"), "{raw}");
+        assert!(raw.contains("location: http://elsewhere/\r\n"), "{raw}");
+        assert!(sim.wait_open_connections_at_most(1, Duration::from_secs(1)).await);
+    }
+
+    #[tokio::test]
+    async fn a_held_open_answer_closes_when_the_client_goes() {
+        let sim = Simulator::start_with(SimConfig::default().with_raw_http(true)).await.unwrap();
+        sim.push_behavior(Behavior::fault(Reply::text("a"), Fault::HoldOpen));
+        let mut tcp = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+        tcp.write_all(REQUEST.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 4096];
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(sim.open_connections(), 1);
+        drop(tcp);
+        assert!(sim.wait_open_connections_at_most(0, Duration::from_secs(1)).await);
+    }
+
+    #[tokio::test]
+    async fn a_hyper_served_simulator_refuses_faults() {
+        let sim = Simulator::start().await.unwrap();
+        sim.push_behavior(Behavior::fault(Reply::text("a"), Fault::Html));
+        let url = format!("{}/v1/chat/completions", sim.base_url());
+        let resp = reqwest::Client::new().post(url).body("{}").send().await.unwrap();
+        assert_eq!(resp.status(), 500);
+        assert!(resp.text().await.unwrap().contains("with_raw_http"));
+    }
+}

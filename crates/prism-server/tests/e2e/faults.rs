@@ -64,6 +64,8 @@ enum Expect {
     /// An error response before the first byte, in the OpenAI shape, after `attempts` upstream
     /// attempts.
     Status { status: u16, attempts: u32 },
+    /// The same with this error `code`.
+    StatusCode { status: u16, attempts: u32, code: &'static str },
     /// The first deployment failed before the first byte and `fallback`'s second one (OpenAI)
     /// answered in full, after `attempts` attempts.
     FellBack { attempts: u32 },
@@ -104,7 +106,9 @@ impl Case {
         // An error after the first byte is never retried: one attempt, one upstream request.
         // Before it, each attempt takes one queued behaviour.
         self.pushes = match expect {
-            Expect::Status { attempts, .. } => attempts as usize,
+            Expect::Status { attempts, .. } | Expect::StatusCode { attempts, .. } => {
+                attempts as usize
+            }
             _ => 1,
         };
         self.expect = expect;
@@ -154,6 +158,12 @@ async fn run(case: Case) {
         Expect::Status { status, attempts: n } => {
             let (got, _, err) = bounded(name, limit, error_body(resp)).await;
             assert_eq!(got, status, "{name}: {err}");
+            assert_eq!(attempts, Some(n.to_string()), "{name}: attempts");
+        }
+        Expect::StatusCode { status, attempts: n, code } => {
+            let (got, _, err) = bounded(name, limit, error_body(resp)).await;
+            assert_eq!(got, status, "{name}: {err}");
+            assert_eq!(err["error"]["code"], code, "{name}: {err}");
             assert_eq!(attempts, Some(n.to_string()), "{name}: attempts");
         }
         Expect::FellBack { attempts: n } => {
@@ -282,6 +292,9 @@ fn fallback_case(name: &str, fault: Fault, attempts: u32) -> Case {
 }
 
 const BAD_GATEWAY: Expect = Expect::Status { status: 502, attempts: 2 };
+/// The upstream's body broke after its head, before the first byte: not a connect failure.
+const CONNECTION_LOST: Expect =
+    Expect::StatusCode { status: 502, attempts: 2, code: "upstream_connection_lost" };
 const UPSTREAM_ERROR: Expect = Expect::ErrorEvent { kind: "upstream_error" };
 const TIMEOUT_ERROR: Expect = Expect::ErrorEvent { kind: "timeout_error" };
 
@@ -291,14 +304,14 @@ async fn cut_inside_a_chunk_mid_event() {
         "cut mid-event",
         &WIRES,
         |events| Fault::CutInEvent { events, bytes: 9 },
-        BAD_GATEWAY,
+        CONNECTION_LOST,
         Some(UPSTREAM_ERROR),
     );
     cases.extend(whole_cases(
         "cut mid-body",
         &WIRES,
         Fault::CutInEvent { events: 0, bytes: 40 },
-        BAD_GATEWAY,
+        CONNECTION_LOST,
     ));
     cases.push(fallback_case("cut mid-event", Fault::CutInEvent { events: 0, bytes: 9 }, 3));
     run_all(cases).await;
@@ -316,7 +329,12 @@ async fn cut_inside_a_utf8_sequence() {
                 .expect(UPSTREAM_ERROR)
         })
         .collect();
-    cases.extend(whole_cases("cut in UTF-8", &WIRES, Fault::CutInUtf8 { events: 0 }, BAD_GATEWAY));
+    cases.extend(whole_cases(
+        "cut in UTF-8",
+        &WIRES,
+        Fault::CutInUtf8 { events: 0 },
+        CONNECTION_LOST,
+    ));
     run_all(cases).await;
 }
 
@@ -329,7 +347,7 @@ async fn cut_inside_an_event_stream_frame() {
             &format!("cut in frame at {bytes}"),
             &EVENTSTREAM,
             |events| Fault::CutInEvent { events, bytes },
-            BAD_GATEWAY,
+            CONNECTION_LOST,
             Some(UPSTREAM_ERROR),
         ));
     }
@@ -453,14 +471,14 @@ async fn malformed_chunk_size() {
         "bad chunk size",
         &WIRES,
         |events| Fault::BadChunkSize { events },
-        BAD_GATEWAY,
+        CONNECTION_LOST,
         Some(UPSTREAM_ERROR),
     );
     cases.extend(whole_cases(
         "bad chunk size",
         &WIRES,
         Fault::BadChunkSize { events: 0 },
-        BAD_GATEWAY,
+        CONNECTION_LOST,
     ));
     cases.push(fallback_case("bad chunk size", Fault::BadChunkSize { events: 0 }, 3));
     run_all(cases).await;
@@ -540,10 +558,10 @@ async fn tcp_reset() {
         "reset",
         &WIRES,
         |events| Fault::Reset { events },
-        BAD_GATEWAY,
+        CONNECTION_LOST,
         Some(UPSTREAM_ERROR),
     );
-    cases.extend(whole_cases("reset", &WIRES, Fault::Reset { events: 0 }, BAD_GATEWAY));
+    cases.extend(whole_cases("reset", &WIRES, Fault::Reset { events: 0 }, CONNECTION_LOST));
     cases.push(fallback_case("reset", Fault::Reset { events: 0 }, 3));
     run_all(cases).await;
 }
