@@ -33,12 +33,27 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
-    /// Run a cargo-fuzz target for a bounded time (needs the nightly toolchain).
+    /// Soak the gateway: `prism-bench soak` on the release build (mixed traffic, faults and
+    /// disconnects, every chunk checked, RSS, descriptors and upstream connections sampled).
+    Soak {
+        /// How long the load runs.
+        #[arg(long, default_value_t = 30.0)]
+        minutes: f64,
+        /// Concurrent client streams.
+        #[arg(long, default_value_t = 500)]
+        concurrency: u32,
+        /// Largest RSS growth after the warm-up, in percent.
+        #[arg(long, default_value_t = 5.0)]
+        max_rss_growth_pct: f64,
+    },
+    /// Seed the corpora from the fixtures and example configs, then run cargo-fuzz targets for a
+    /// bounded time each, one after another (needs the nightly toolchain and cargo-fuzz).
     Fuzz {
-        /// Fuzz target: `sse`, `eventstream`, or `all`.
+        /// Fuzz target (`sse`, `eventstream`, `openai_chat`, `openai_responses`, `anthropic`,
+        /// `gemini`, `requests`, `config`), or `all`.
         target: String,
         /// How long to run each target.
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, visible_alias = "secs", default_value_t = 60)]
         seconds: u64,
     },
 }
@@ -61,6 +76,9 @@ fn main() -> Result<()> {
             }
         },
         Cmd::Fuzz { target, seconds } => fuzz(&root, &target, seconds),
+        Cmd::Soak { minutes, concurrency, max_rss_growth_pct } => {
+            soak(&root, Profile::Release, minutes, concurrency, max_rss_growth_pct)
+        }
     }
 }
 
@@ -124,6 +142,10 @@ fn test(root: &Path, no_lint: bool) -> Result<()> {
     let mut agents = Command::new("bash");
     agents.current_dir(root).arg("tests/agents/run.sh");
     run(agents, "agent tier")?;
+    // One minute of the soak on the debug build: a leak of descriptors, upstream connections or
+    // chunks fails it; RSS gets a looser bound than the long run's 5%, since a debug process at
+    // this load is still warming its allocator in its first minute.
+    soak(root, Profile::Debug, 1.0, 50, 10.0)?;
     // nextest does not run doctests.
     if has_nextest() {
         let mut doc = cargo();
@@ -192,6 +214,52 @@ fn bench(root: &Path, filter: Option<&str>) -> Result<()> {
     run(cmd, "criterion benchmarks")
 }
 
+#[derive(Clone, Copy)]
+enum Profile {
+    Debug,
+    Release,
+}
+
+/// `prism-bench soak` against the `prism` binary of `profile`, both built first.
+fn soak(
+    root: &Path,
+    profile: Profile,
+    minutes: f64,
+    concurrency: u32,
+    max_rss_growth_pct: f64,
+) -> Result<()> {
+    let mut build = cargo();
+    build.current_dir(root).args(["build", "--locked", "-p", "prism", "-p", "prism-bench"]);
+    let dir = match profile {
+        Profile::Debug => "debug",
+        Profile::Release => {
+            build.arg("--release");
+            "release"
+        }
+    };
+    run(build, &format!("cargo build ({dir}) -p prism -p prism-bench"))?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target = if target.is_absolute() { target } else { root.join(target) };
+    let mut cmd = Command::new(target.join(dir).join("prism-bench"));
+    cmd.current_dir(root)
+        .arg("soak")
+        .arg("--prism")
+        .arg(target.join(dir).join("prism"))
+        .arg("--minutes")
+        .arg(minutes.to_string())
+        .arg("--concurrency")
+        .arg(concurrency.to_string())
+        .arg("--max-rss-growth-pct")
+        .arg(max_rss_growth_pct.to_string())
+        .arg("--out")
+        .arg(target.join("bench"));
+    if matches!(profile, Profile::Release) {
+        cmd.arg("--wait-pool-idle");
+    }
+    run(cmd, &format!("soak ({dir}, {minutes} min at {concurrency} streams)"))
+}
+
 /// `cargo xtask bench gateway`: builds `prism` and `prism-bench` in release, then runs every
 /// workload direct and through the gateway; results go to `target/bench/gateway-*.json`.
 fn bench_gateway(root: &Path, quick: bool, only: &[String]) -> Result<()> {
@@ -225,22 +293,201 @@ fn bench_gateway(root: &Path, quick: bool, only: &[String]) -> Result<()> {
     run(cmd, "gateway benchmark (prism-bench)")
 }
 
+/// The cargo-fuzz targets in `fuzz/`, in the order `all` runs them.
+const FUZZ_TARGETS: [&str; 8] = [
+    "sse",
+    "eventstream",
+    "openai_chat",
+    "openai_responses",
+    "anthropic",
+    "gemini",
+    "requests",
+    "config",
+];
+
+/// `cargo xtask fuzz <target|all> --seconds N`: builds every target once, seeds each corpus,
+/// then runs the targets one after another and stops at the first crash, naming its artifact.
+///
+/// Targets build without a sanitizer: the code is safe Rust (`unsafe_code = "forbid"`), so
+/// AddressSanitizer finds nothing the panics and assertions would not, and costs build and run time.
 fn fuzz(root: &Path, target: &str, seconds: u64) -> Result<()> {
     let targets: Vec<&str> = match target {
-        "all" => vec!["sse", "eventstream"],
-        one => vec![one],
+        "all" => FUZZ_TARGETS.to_vec(),
+        one if FUZZ_TARGETS.contains(&one) => vec![one],
+        other => {
+            bail!("unknown fuzz target `{other}` (one of {}, or all)", FUZZ_TARGETS.join(", "))
+        }
     };
+    let dir = root.join("fuzz");
+    let mut build = Command::new("cargo");
+    build.current_dir(&dir).args(["+nightly", "fuzz", "build", "--sanitizer", "none"]);
+    run(build, "build the fuzz targets")?;
     for t in targets {
+        let corpus = dir.join("corpus").join(t);
+        let seeds = seed_corpus(root, t, &corpus)?;
+        eprintln!("xtask: {t}: {seeds} seeds in {}", corpus.display());
+        let artifacts = dir.join("artifacts").join(t);
+        std::fs::create_dir_all(&artifacts)
+            .with_context(|| format!("could not create {}", artifacts.display()))?;
+        let before = dir_entries(&artifacts);
         let mut cmd = Command::new("cargo");
-        cmd.current_dir(root.join("fuzz")).args([
-            "+nightly",
-            "fuzz",
-            "run",
-            t,
-            "--",
-            &format!("-max_total_time={seconds}"),
+        cmd.current_dir(&dir).arg("+nightly").args(["fuzz", "run", "--sanitizer", "none", t]);
+        cmd.arg(&corpus).args([
+            "--".to_owned(),
+            format!("-max_total_time={seconds}"),
+            "-print_final_stats=1".to_owned(),
+            "-rss_limit_mb=2048".to_owned(),
         ]);
-        run(cmd, &format!("fuzz target {t} for {seconds}s"))?;
+        if let Err(e) = run(cmd, &format!("fuzz target {t} for {seconds}s")) {
+            for artifact in dir_entries(&artifacts).difference(&before) {
+                eprintln!("xtask: {t} crashed; artifact: {}", artifact.display());
+                eprintln!(
+                    "xtask: reproduce: cd fuzz && cargo +nightly fuzz run -s none {t} {}",
+                    artifact.display()
+                );
+            }
+            return Err(e);
+        }
     }
     Ok(())
 }
+
+fn dir_entries(dir: &Path) -> std::collections::BTreeSet<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+/// Writes `target`'s seeds into `corpus` (the golden fixtures, framed as the target reads its
+/// input; the example configs and the TOML in the docs and config tests) and returns how many.
+/// Seeds are regenerated on every run and never committed (`fuzz/.gitignore`).
+fn seed_corpus(root: &Path, target: &str, corpus: &Path) -> Result<usize> {
+    std::fs::create_dir_all(corpus)
+        .with_context(|| format!("could not create {}", corpus.display()))?;
+    let fixtures = root.join("fixtures");
+    let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
+    // The translator targets read a mode byte (bit 0: structured; bits 1–2: usage policy) and a
+    // little-endian u16 split point before the body; `sse` reads the split point first.
+    let stream = |seeds: &mut Vec<(String, Vec<u8>)>, name: String, body: Vec<u8>| {
+        let mid = u16::try_from(body.len() / 2).unwrap_or(u16::MAX).to_le_bytes();
+        for (mode, split) in [(0u8, [0, 0]), (6, mid)] {
+            let mut seed = if target == "sse" {
+                vec![split[0], split[1], mode]
+            } else {
+                vec![mode, split[0], split[1]]
+            };
+            seed.extend_from_slice(&body);
+            seeds.push((format!("{name}-m{mode}"), seed));
+        }
+    };
+    let providers: &[&str] = match target {
+        "sse" => &["openai", "anthropic", "gemini", "vertex"],
+        "openai_chat" => &["openai"],
+        "anthropic" => &["anthropic"],
+        "gemini" => &["gemini", "vertex"],
+        "eventstream" => &["bedrock"],
+        _ => &[],
+    };
+    let file = if target == "eventstream" { "upstream.eventstream" } else { "upstream.sse" };
+    for provider in providers {
+        for (case, path) in fixture_files(&fixtures.join(provider), file) {
+            let body =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            stream(&mut seeds, format!("{provider}-{case}"), body);
+        }
+    }
+    match target {
+        "openai_responses" => {
+            // The Responses streams the ingress golden tests pin: real-shaped Responses SSE.
+            let snapshots = root.join("crates/prism-ingress/tests/snapshots");
+            for path in dir_entries(&snapshots) {
+                let name =
+                    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if !name.starts_with("responses__") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                if let Some(start) = text.find("--- client stream\n") {
+                    let body = &text[start + "--- client stream\n".len()..];
+                    let body = body.find("\n--- ").map_or(body, |end| &body[..=end]);
+                    stream(
+                        &mut seeds,
+                        name.trim_end_matches(".snap").to_owned(),
+                        body.as_bytes().to_vec(),
+                    );
+                }
+            }
+        }
+        "requests" => {
+            for provider in ["openai", "anthropic", "gemini", "vertex", "bedrock"] {
+                for (case, path) in fixture_files(&fixtures.join(provider), "request.json") {
+                    let body = std::fs::read(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    seeds.push((format!("chat-{provider}-{case}"), [&[0u8][..], &body].concat()));
+                }
+            }
+            for (i, body) in FUZZ_REQUEST_SEEDS.iter().enumerate() {
+                seeds.push((format!("native-{i}"), body.as_bytes().to_vec()));
+            }
+        }
+        "config" => {
+            for path in [root.join("docs/examples/prism.toml"), root.join("deploy/prism.toml")] {
+                if let Ok(text) = std::fs::read(&path) {
+                    let name = path
+                        .strip_prefix(root)
+                        .unwrap_or(&path)
+                        .to_string_lossy()
+                        .replace('/', "-");
+                    seeds.push((name, text));
+                }
+            }
+            // ```toml blocks of the docs, and the raw-string TOML of the config tests.
+            for path in dir_entries(&root.join("docs")) {
+                if path.extension().is_some_and(|e| e == "md") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    for (i, block) in text.split("```toml\n").skip(1).enumerate() {
+                        let block = block.split("```").next().unwrap_or_default();
+                        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                        seeds.push((format!("doc-{stem}-{i}"), block.as_bytes().to_vec()));
+                    }
+                }
+            }
+            let tests = root.join("crates/prism-server/src/config.rs");
+            let text = std::fs::read_to_string(&tests).unwrap_or_default();
+            for (i, raw) in text.split("r#\"").skip(1).enumerate() {
+                let raw = raw.split("\"#").next().unwrap_or_default();
+                if raw.contains('=') {
+                    seeds.push((format!("config-test-{i}"), raw.as_bytes().to_vec()));
+                }
+            }
+        }
+        _ => {}
+    }
+    for (name, bytes) in &seeds {
+        let path = corpus.join(format!("seed-{name}"));
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(seeds.len())
+}
+
+/// `(case, path)` of every `<dir>/<case>/<file>`, sorted by case.
+fn fixture_files(dir: &Path, file: &str) -> Vec<(String, PathBuf)> {
+    dir_entries(dir)
+        .into_iter()
+        .filter_map(|case| {
+            let path = case.join(file);
+            let name = case.file_name()?.to_string_lossy().into_owned();
+            path.is_file().then_some((name, path))
+        })
+        .collect()
+}
+
+/// Hand-written seeds of the `requests` target for the decoders the fixtures have no bodies for:
+/// the selector byte (1 Messages, 2 count_tokens, 3 Responses) comes first.
+const FUZZ_REQUEST_SEEDS: [&str; 4] = [
+    "\u{1}{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":1024,\"stream\":true,\"system\":[{\"type\":\"text\",\"text\":\"Be brief.\",\"cache_control\":{\"type\":\"ephemeral\"}}],\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Oslo?\"},{\"role\":\"assistant\",\"content\":[{\"type\":\"thinking\",\"thinking\":\"hm\",\"signature\":\"sig\"},{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"get_weather\",\"input\":{\"city\":\"Oslo\"}}]},{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_1\",\"content\":\"12C\"},{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\",\"data\":\"iVBORw0KGgo=\"}}]}],\"tools\":[{\"name\":\"get_weather\",\"description\":\"d\",\"input_schema\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}],\"tool_choice\":{\"type\":\"auto\"},\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":2048},\"temperature\":0.5,\"top_p\":0.9,\"top_k\":40,\"stop_sequences\":[\"END\"],\"metadata\":{\"user_id\":\"u\"}}",
+    "\u{2}{\"model\":\"claude-sonnet-4-5\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"system\":\"s\",\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"}]}",
+    "\u{3}{\"model\":\"gpt-4o-mini\",\"stream\":true,\"instructions\":\"Be brief.\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"Weather in Oslo?\"},{\"type\":\"input_image\",\"image_url\":\"data:image/png;base64,iVBORw0KGgo=\"}]},{\"type\":\"reasoning\",\"id\":\"rs_1\",\"summary\":[],\"encrypted_content\":\"prism1.e30\"},{\"type\":\"function_call\",\"call_id\":\"call_1\",\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Oslo\\\"}\"},{\"type\":\"function_call_output\",\"call_id\":\"call_1\",\"output\":\"12C\"}],\"tools\":[{\"type\":\"function\",\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\"},\"strict\":true}],\"tool_choice\":\"auto\",\"reasoning\":{\"effort\":\"low\"},\"text\":{\"format\":{\"type\":\"json_schema\",\"name\":\"w\",\"schema\":{\"type\":\"object\"}}},\"max_output_tokens\":256,\"temperature\":1,\"store\":false}",
+    "\u{3}{\"model\":\"gpt-4o-mini\",\"input\":\"Hello\",\"tools\":[{\"type\":\"web_search_preview\"}],\"previous_response_id\":\"resp_1\"}",
+];
