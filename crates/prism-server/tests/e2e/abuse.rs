@@ -165,13 +165,16 @@ async fn a_client_that_never_reads_a_fast_stream_is_cut_and_its_upstream_closed(
 
 #[tokio::test]
 async fn a_thousand_clients_leaving_mid_stream_at_once_leave_no_upstream_connection() {
-    let paced = Reply::with_n_deltas(200).delay(Duration::from_millis(20));
+    // 20 s per stream: none may finish (and pool its upstream connection) before the drop, however
+    // slowly the 1,000 streams open on a loaded machine.
+    let paced = Reply::with_n_deltas(1000).delay(Duration::from_millis(20));
     let sim = Simulator::start_with(
         prism_simulator::SimConfig::default().with_default(paced).with_history(0),
     )
     .await
     .unwrap();
-    let config = harness_config(&sim, &Opts::default(), "");
+    let opts = Opts { total_ms: 60_000, ..Opts::default() };
+    let config = harness_config(&sim, &opts, "");
     let h = Harness::with_config(sim, config).await;
     let mut streams = Vec::new();
     for chunk in 0..10 {
