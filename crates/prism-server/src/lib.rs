@@ -25,8 +25,8 @@ mod tokens;
 
 // Shared by the stages.
 mod body;
-mod conn;
 pub mod config;
+mod conn;
 mod error;
 mod guardrails;
 mod hooks;
