@@ -198,6 +198,7 @@ async fn a_thousand_clients_leaving_mid_stream_at_once_leave_no_upstream_connect
     drop(streams);
     let closed = h.sim.wait_open_connections_at_most(0, Duration::from_secs(10)).await;
     assert!(closed, "{} upstream connections left open", h.sim.open_connections());
+    h.sim.push_behavior(Reply::text("still serving").into());
     good_request(&h).await;
 }
 
