@@ -311,6 +311,7 @@ const FUZZ_TARGETS: [&str; 8] = [
 /// Targets build without a sanitizer: the code is safe Rust (`unsafe_code = "forbid"`), so
 /// AddressSanitizer finds nothing the panics and assertions would not, and costs build and run time.
 fn fuzz(root: &Path, target: &str, seconds: u64) -> Result<()> {
+    let root = &checkout_root(root);
     let targets: Vec<&str> = match target {
         "all" => FUZZ_TARGETS.to_vec(),
         one if FUZZ_TARGETS.contains(&one) => vec![one],
@@ -350,6 +351,16 @@ fn fuzz(root: &Path, target: &str, seconds: u64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The checkout `cargo xtask` was invoked in: the nearest ancestor of the working directory with
+/// a `fuzz/` workspace, else `root`. With a target directory shared between checkouts, the xtask
+/// binary may have been built in another one, so its compiled-in root is not to be trusted here.
+fn checkout_root(root: &Path) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| root.to_path_buf());
+    cwd.ancestors()
+        .find(|dir| dir.join("fuzz/Cargo.toml").is_file() && dir.join("Cargo.toml").is_file())
+        .map_or_else(|| root.to_path_buf(), Path::to_path_buf)
 }
 
 fn dir_entries(dir: &Path) -> std::collections::BTreeSet<PathBuf> {
