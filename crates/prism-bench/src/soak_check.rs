@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::http::{Head, Sink};
+use crate::verify::ChoiceProbe;
 
 /// Largest SSE event buffered; a bigger one counts as corrupted.
 const MAX_EVENT: usize = 1 << 20;
@@ -250,16 +251,6 @@ struct Probe {
     delta: Option<Value>,
     error: Option<Value>,
     code: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ChoiceProbe {
-    delta: Option<DeltaProbe>,
-}
-
-#[derive(Deserialize)]
-struct DeltaProbe {
-    content: Option<String>,
 }
 
 /// `type/code` of an error object (`{"type":…,"code":…}` or a string).

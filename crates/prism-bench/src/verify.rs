@@ -265,13 +265,13 @@ struct ChunkProbe {
 }
 
 #[derive(Deserialize)]
-struct ChoiceProbe {
-    delta: Option<DeltaProbe>,
+pub(crate) struct ChoiceProbe {
+    pub(crate) delta: Option<DeltaProbe>,
 }
 
 #[derive(Deserialize)]
-struct DeltaProbe {
-    content: Option<String>,
+pub(crate) struct DeltaProbe {
+    pub(crate) content: Option<String>,
 }
 
 /// A whole chunk parsed: its content (if any), or why it is not a chunk.
