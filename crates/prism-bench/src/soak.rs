@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
 use memchr::memmem;
-use prism_simulator::{Behavior, RenderOptions, Reply, SimConfig, Simulator, Wire, render_stream};
+use prism_simulator::{
+    Behavior, Fault, RenderOptions, Reply, SimConfig, Simulator, Wire, render_stream,
+};
 use serde::Serialize;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
@@ -109,7 +111,9 @@ fn behavior(name: &str, args: SoakSimArgs) -> Behavior {
     match name {
         "slow" => reply(SLOW_DELTAS, args.delay_ms).into(),
         "status503" => Behavior::status(503),
-        "cut" => Behavior::CutAfter { reply: ok, events },
+        // Written byte for byte by the raw server, so the events before the cut reach the wire
+        // whatever the load (a hyper body that fails drops what it had not flushed yet).
+        "cut" => Behavior::fault(ok, Fault::CutInEvent { events, bytes: 9 }),
         "midstream" => Behavior::ErrorMidstream { reply: ok, events },
         "stall" => Behavior::Stall { reply: ok, events },
         "hang" => Behavior::Hang,
@@ -129,7 +133,10 @@ pub(crate) fn serve_sims(args: SoakSimArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let mut sims = Vec::new();
         for name in SIMS {
-            let config = SimConfig::default().with_default(behavior(name, args)).with_history(0);
+            let config = SimConfig::default()
+                .with_default(behavior(name, args))
+                .with_history(0)
+                .with_raw_http(name == "cut");
             sims.push(Simulator::start_with(config).await.context("starting a simulator")?);
         }
         let addrs: Vec<String> = sims.iter().map(|s| s.addr().to_string()).collect();
