@@ -12,9 +12,10 @@ use tokio::sync::{Barrier, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::http::{Conn, Head, HttpError, Sink};
+use crate::soak_check::Protocol;
 use crate::stats::{Meters, Snapshot, Usage};
 use crate::verify::{
-    Body, BodyWant, Check, DirectStream, ExpectedStream, OpenAiStream, Seen, Wrong,
+    Body, BodyWant, Check, DirectStream, ExpectedStream, IngressStream, OpenAiStream, Seen, Wrong,
 };
 
 /// Read buffer of one client connection.
@@ -38,6 +39,8 @@ pub(crate) enum CheckPlan {
     OpenAi(Arc<str>),
     /// A non-streaming body.
     Body(BodyWant),
+    /// A Messages or Responses stream of this many deltas.
+    Ingress(Protocol, u64),
 }
 
 impl CheckPlan {
@@ -48,6 +51,9 @@ impl CheckPlan {
             }
             CheckPlan::OpenAi(text) => AnyCheck::OpenAi(OpenAiStream::new(Arc::clone(text))),
             CheckPlan::Body(want) => AnyCheck::Body(Body::new(want.clone())),
+            CheckPlan::Ingress(protocol, deltas) => {
+                AnyCheck::Ingress(IngressStream::new(*protocol, *deltas))
+            }
         }
     }
 }
@@ -57,6 +63,7 @@ enum AnyCheck {
     Direct(DirectStream),
     OpenAi(OpenAiStream),
     Body(Body),
+    Ingress(IngressStream),
 }
 
 impl Sink for AnyCheck {
@@ -65,6 +72,7 @@ impl Sink for AnyCheck {
             AnyCheck::Direct(c) => c.head(head),
             AnyCheck::OpenAi(c) => c.head(head),
             AnyCheck::Body(c) => c.head(head),
+            AnyCheck::Ingress(c) => c.head(head),
         }
     }
 
@@ -73,6 +81,7 @@ impl Sink for AnyCheck {
             AnyCheck::Direct(c) => c.data(bytes),
             AnyCheck::OpenAi(c) => c.data(bytes),
             AnyCheck::Body(c) => c.data(bytes),
+            AnyCheck::Ingress(c) => c.data(bytes),
         }
     }
 }
@@ -83,6 +92,7 @@ impl Check for AnyCheck {
             AnyCheck::Direct(c) => c.seen(ended),
             AnyCheck::OpenAi(c) => c.seen(ended),
             AnyCheck::Body(c) => c.seen(ended),
+            AnyCheck::Ingress(c) => c.seen(ended),
         }
     }
 }

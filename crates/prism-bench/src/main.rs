@@ -68,8 +68,9 @@ struct RunArgs {
     /// the full run is the one that counts.
     #[arg(long)]
     quick: bool,
-    /// Run only these workloads (comma-separated: w1, w2, w2f, wt, w4-1k, w4-10k; w2 includes
-    /// W3 and W5; wt is W2's load with telemetry off and on).
+    /// Run only these workloads (comma-separated: w1, w2, w2f, w6, w7, wt, w4-1k, w4-10k; w2
+    /// includes W3 and W5; w6 is W2's load through the Messages and Responses ingresses, w7 with
+    /// guardrails off and on, wt with telemetry off and on).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Record a `perf` profile of the gateway during the Prism side of W2, W3 and W5 (into
@@ -157,6 +158,12 @@ async fn run_all(args: RunArgs, fd_limit: u64) -> anyhow::Result<()> {
     }
     if wants("w2f") {
         bench.w2_w3(true).await?;
+    }
+    if wants("w6") {
+        bench.w6().await?;
+    }
+    if wants("w7") {
+        bench.w7().await?;
     }
     if wants("wt") {
         bench.wt().await?;

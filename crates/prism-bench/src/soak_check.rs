@@ -93,6 +93,11 @@ impl StreamCheck {
         seen
     }
 
+    /// Content events so far (cheaper than [`seen`](Self::seen), which clones the errors).
+    pub(crate) fn content_events(&self) -> u64 {
+        self.seen.content_events
+    }
+
     fn ended(&self) -> bool {
         self.seen.done || !self.seen.errors.is_empty()
     }

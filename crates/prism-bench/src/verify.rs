@@ -11,6 +11,7 @@ use prism_simulator::{RenderOptions, Reply, Wire, render_body, render_stream};
 use serde::Deserialize;
 
 use crate::http::{Head, Sink};
+use crate::soak_check::{Protocol, StreamCheck};
 
 /// Largest SSE event the checker buffers; a bigger one is a failure (bounded memory).
 const MAX_EVENT: usize = 1 << 20;
@@ -152,6 +153,60 @@ impl Check for DirectStream {
         let wrong = self.wrong.or((ended && !complete).then_some(Wrong::Truncated));
         Seen {
             chunks: self.next_content as u64,
+            first_content: self.first_content,
+            wrong,
+            cache_hit: false,
+        }
+    }
+}
+
+/// A stream through Prism's Anthropic Messages or OpenAI Responses ingress (W6): the reply's
+/// deltas (`w0 `, `w1 `, …), each once and in order, then the protocol's success terminal.
+/// The soak's checker reads the protocol; this adds the first content's time and the verdict.
+#[derive(Debug)]
+pub(crate) struct IngressStream {
+    inner: StreamCheck,
+    deltas: u64,
+    first_content: Option<Instant>,
+}
+
+impl IngressStream {
+    pub(crate) fn new(protocol: Protocol, deltas: u64) -> Self {
+        IngressStream { inner: StreamCheck::new(protocol), deltas, first_content: None }
+    }
+}
+
+impl Sink for IngressStream {
+    fn head(&mut self, head: &Head) {
+        self.inner.head(head);
+    }
+
+    fn data(&mut self, bytes: &[u8]) {
+        self.inner.data(bytes);
+        if self.first_content.is_none() && self.inner.content_events() > 0 {
+            self.first_content = Some(Instant::now());
+        }
+    }
+}
+
+impl Check for IngressStream {
+    fn seen(&self, ended: bool) -> Seen {
+        let seen = self.inner.seen(ended);
+        let wrong = if seen.status != 200 && seen.status != 0 {
+            Some(Wrong::Status(seen.status))
+        } else if !seen.errors.is_empty() {
+            Some(Wrong::ErrorEvent)
+        } else if seen.lost + seen.duplicated + seen.corrupted > 0 {
+            Some(Wrong::Mismatch)
+        } else if seen.after_end > 0 {
+            Some(Wrong::Malformed)
+        } else if ended && (!seen.done || seen.next != self.deltas) {
+            Some(Wrong::Truncated)
+        } else {
+            None
+        };
+        Seen {
+            chunks: seen.content_events,
             first_content: self.first_content,
             wrong,
             cache_hit: false,

@@ -19,12 +19,13 @@ use crate::http;
 use crate::load::{self, CheckPlan, Plan, Progress, Tally, closed_loop};
 use crate::report::{Report, count, num, pct};
 use crate::sim::{SimProcess, SimSpec};
+use crate::soak_check::Protocol;
 use crate::stats::{Meters, Summary, Usage, per_1k, summarize};
 use crate::verify::{BodyWant, ExpectedStream, expected_body};
 
-/// Streams being opened at once while W4 ramps up: fewer than the listen backlog of the
-/// simulator and the gateway (128, the std default both use), so no SYN is dropped and retried
-/// a second later.
+/// Streams being opened at once while W4 ramps up: well under the listen backlogs (4096 for the
+/// simulator and, by its `limits.listen_backlog` default, the gateway), so no SYN is dropped and
+/// retried a second later and a failure at 10k is the gateway's, not the ramp's.
 const RAMP_PERMITS: usize = 96;
 /// File descriptors kept free in each process beyond the benchmark's sockets.
 const FD_RESERVE: u64 = 64;
@@ -148,6 +149,46 @@ fn prism_stream_plan(addr: SocketAddr, upstream: Upstream, reply: &Reply, key: &
         addr,
         request: prism_request(addr, upstream, true, key).into(),
         check: CheckPlan::OpenAi(Arc::from(reply.text_content())),
+    }
+}
+
+/// W7's rules: every PII and secret type, Enforce with `hold_back`, on input and output.
+const W7_GUARDRAILS: &str = r#"
+[[guardrails.rules]]
+name = "bench-pii"
+kind = "pii"
+mode = "enforce"
+hold_back = true
+
+[[guardrails.rules]]
+name = "bench-secrets"
+kind = "secrets"
+mode = "enforce"
+hold_back = true
+"#;
+
+/// A stream through Prism's Messages (`x-api-key`, as the Anthropic SDK sends it) or Responses
+/// ingress, to the OpenAI upstream.
+fn ingress_stream_plan(addr: SocketAddr, protocol: Protocol, reply: &Reply, key: &str) -> Plan {
+    let model = Upstream::OpenAi.public_model();
+    let bearer = format!("Bearer {key}");
+    let (path, auth, body) = match protocol {
+        Protocol::Messages => (
+            "/v1/messages",
+            ("x-api-key", key),
+            json!({"model": model, "max_tokens": 4096, "stream": true,
+                   "messages": [{"role": "user", "content": PROMPT}]}),
+        ),
+        Protocol::Responses | Protocol::Chat => (
+            "/v1/responses",
+            ("authorization", bearer.as_str()),
+            json!({"model": model, "stream": true, "input": PROMPT}),
+        ),
+    };
+    Plan {
+        addr,
+        request: http::post(addr, path, Some(auth), &body.to_string()).into(),
+        check: CheckPlan::Ingress(protocol, reply.deltas.len() as u64),
     }
 }
 
@@ -528,6 +569,132 @@ impl Bench {
                 "off": o.json(),
                 "on": t.json(),
                 "otlp_exports": exports.load(Ordering::Relaxed),
+            }),
+        );
+        off.stop().await;
+        on.stop().await;
+        sim.stop().await;
+        Ok(())
+    }
+
+    /// W6: W2's load (C=64, 100 chunks, OpenAI upstream) through the Anthropic Messages and
+    /// the OpenAI Responses ingresses, against Chat Completions on the same gateway in the same
+    /// run: each ingress's Prism CPU per 1,000 chunks within 1.3x of Chat's.
+    pub(crate) async fn w6(&mut self) -> anyhow::Result<()> {
+        eprintln!("prism-bench: W6 Messages and Responses ingresses (C=64, 100 chunks, openai)");
+        let spec = SimSpec { deltas: 100, delay_us: 0, flush_each_event: false, threads: 2 };
+        let reply = spec.reply();
+        let sim = self.sim(spec).await?;
+        let gw = self.gateway(&sim, "w6", false).await?;
+        let meters = Meters { gateway: Some(gw.pid()), sim: sim.pid() };
+        let chat_plan = prism_stream_plan(gw.addr, Upstream::OpenAi, &reply, &self.key);
+        let mut chat = self.closed(&chat_plan, meters).await;
+        let chat_cpu = per_1k(chat.usage.gateway_cpu_ms, chat.tally.chunks);
+        let mut record = serde_json::Map::new();
+        record.insert(
+            "description".to_owned(),
+            json!("W2's load through the Chat Completions, Messages and Responses ingresses of one gateway"),
+        );
+        for protocol in [Protocol::Messages, Protocol::Responses] {
+            let name = match protocol {
+                Protocol::Messages => "messages",
+                Protocol::Responses => "responses",
+                Protocol::Chat => "chat",
+            };
+            let plan = ingress_stream_plan(gw.addr, protocol, &reply, &self.key);
+            let profile = self.start_profile(gw.pid(), &format!("W6.{name}")).await;
+            let mut side = self.closed(&plan, meters).await;
+            self.stop_profile(profile).await;
+            let cpu = per_1k(side.usage.gateway_cpu_ms, side.tally.chunks);
+            let label = format!("W6 C=64 openai (chat → {name})");
+            let r = &mut self.report;
+            let (cs, ss) = (chat.per_s(chat.tally.ok), side.per_s(side.tally.ok));
+            r.row(&label, "streams/s", num(cs, 0), num(ss, 0), pct(ss, cs));
+            r.checked(
+                &format!("W6.{name}.cpu"),
+                &label,
+                "Prism CPU ms / 1k chunks",
+                num(chat_cpu, 2),
+                num(cpu, 2),
+                pct(cpu, chat_cpu),
+                "≤ 1.3x chat",
+                cpu <= 1.3 * chat_cpu && side.tally.failed() == 0 && chat.tally.failed() == 0,
+            );
+            r.row(
+                &label,
+                "TTFT p50 / p99 (ms)",
+                ttft_pair(&mut chat.tally),
+                ttft_pair(&mut side.tally),
+                String::new(),
+            );
+            r.row(&label, "streams verified", chat.verified(), side.verified(), String::new());
+            record.insert(name.to_owned(), side.json());
+        }
+        record.insert("chat".to_owned(), chat.json());
+        self.report.workloads.insert("W6".to_owned(), Value::Object(record));
+        gw.stop().await;
+        sim.stop().await;
+        Ok(())
+    }
+
+    /// W7: W2's load through two gateways in one run, one without and one with guardrails (the
+    /// PII and the secrets detectors, Enforce with `hold_back`, on input and output): their cost
+    /// per 1,000 upstream chunks, at most 20% more.
+    pub(crate) async fn w7(&mut self) -> anyhow::Result<()> {
+        eprintln!("prism-bench: W7 guardrails off/on (C=64, 100 chunks, openai upstream)");
+        let spec = SimSpec { deltas: 100, delay_us: 0, flush_each_event: false, threads: 2 };
+        let reply = spec.reply();
+        let sim = self.sim(spec).await?;
+        let off = self.gateway(&sim, "w7-off", false).await?;
+        let config = format!("{}{W7_GUARDRAILS}", gateway::config_toml(sim.addr, &self.key, false));
+        let on =
+            Gateway::start(&self.prism, &self.wrapper, &config, &self.log_path("w7-on")).await?;
+        let mut sides = Vec::new();
+        for (gw, id) in [(&off, "W7.off"), (&on, "W7.on")] {
+            let plan = prism_stream_plan(gw.addr, Upstream::OpenAi, &reply, &self.key);
+            let profile = self.start_profile(gw.pid(), id).await;
+            sides
+                .push(self.closed(&plan, Meters { gateway: Some(gw.pid()), sim: sim.pid() }).await);
+            self.stop_profile(profile).await;
+        }
+        let (Some(mut g), Some(mut o)) = (sides.pop(), sides.pop()) else {
+            anyhow::bail!("W7 ran no side");
+        };
+        let (o, g) = (&mut o, &mut g);
+        // Per upstream chunk: `hold_back` may merge deltas into fewer client chunks.
+        let upstream_chunks = |side: &Side| side.tally.ok * spec.deltas as u64;
+        let (cpu_off, cpu_on) = (
+            per_1k(o.usage.gateway_cpu_ms, upstream_chunks(o)),
+            per_1k(g.usage.gateway_cpu_ms, upstream_chunks(g)),
+        );
+        let label = "W7 C=64 openai (guardrails off → on)";
+        let r = &mut self.report;
+        let (os, gs) = (o.per_s(o.tally.ok), g.per_s(g.tally.ok));
+        r.row(label, "streams/s", num(os, 0), num(gs, 0), pct(gs, os));
+        r.checked(
+            "W7.cpu",
+            label,
+            "Prism CPU ms / 1k upstream chunks",
+            num(cpu_off, 2),
+            num(cpu_on, 2),
+            pct(cpu_on, cpu_off),
+            "≤ 1.2x off",
+            cpu_on <= 1.2 * cpu_off && o.tally.failed() == 0 && g.tally.failed() == 0,
+        );
+        r.row(
+            label,
+            "TTFT p50 / p99 (ms)",
+            ttft_pair(&mut o.tally),
+            ttft_pair(&mut g.tally),
+            String::new(),
+        );
+        r.row(label, "streams verified", o.verified(), g.verified(), String::new());
+        r.workloads.insert(
+            "W7".to_owned(),
+            json!({
+                "description": "W2's load through a gateway without and one with the PII and secrets guardrails (enforce, hold_back)",
+                "off": o.json(),
+                "on": g.json(),
             }),
         );
         off.stop().await;
@@ -1181,6 +1348,51 @@ mod tests {
         wrong_key.request =
             prism_request(gw.addr(), Upstream::OpenAi, true, "sk-not-the-bench-key").into();
         assert_eq!(run(&wrong_key).await.failure, Some(Failure::Wrong(Wrong::Status(401))));
+        gw.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn messages_and_responses_streams_verify_through_the_gateway() {
+        let reply = Reply::with_n_deltas(25);
+        let sim = sim(reply.clone()).await;
+        let gw = gateway(&sim).await;
+        for protocol in [Protocol::Messages, Protocol::Responses] {
+            let o = run(&ingress_stream_plan(gw.addr(), protocol, &reply, KEY)).await;
+            assert_eq!(o.failure, None, "{protocol:?}");
+            assert_eq!(o.seen.chunks, 25, "{protocol:?}");
+            assert!(o.ttft.is_some_and(|t| t <= o.latency), "{protocol:?}");
+            // Expecting one delta more than the upstream sends: the stream is short.
+            let other = Reply::with_n_deltas(26);
+            let o = run(&ingress_stream_plan(gw.addr(), protocol, &other, KEY)).await;
+            assert_eq!(o.failure, Some(Failure::Wrong(Wrong::Truncated)), "{protocol:?}");
+            let o = run(&ingress_stream_plan(gw.addr(), protocol, &reply, "sk-wrong")).await;
+            assert_eq!(o.failure, Some(Failure::Wrong(Wrong::Status(401))), "{protocol:?}");
+        }
+        gw.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn w7s_guardrails_load_and_pass_the_benchmark_text_unchanged() {
+        let reply = Reply::with_n_deltas(40);
+        let sim = sim(reply.clone()).await;
+        let text = format!("{}{W7_GUARDRAILS}", gateway::config_toml(sim.addr(), KEY, false));
+        let config = prism_server::Config::from_toml(&text, &|_| None).unwrap();
+        let gw = prism_server::Server::bind(config).await.unwrap().spawn();
+        let o = run(&prism_stream_plan(gw.addr(), Upstream::OpenAi, &reply, KEY)).await;
+        assert_eq!(o.failure, None);
+        assert!(o.seen.chunks >= 1, "held-back text still arrives");
+        // The rules are live: a prompt carrying a secret is refused before the upstream.
+        let mut secret = prism_stream_plan(gw.addr(), Upstream::OpenAi, &reply, KEY);
+        let body = json!({"model": Upstream::OpenAi.public_model(), "stream": true,
+                          "messages": [{"role": "user", "content": "key AKIAIOSFODNN7EXAMPLE"}]});
+        secret.request = http::post(
+            gw.addr(),
+            "/v1/chat/completions",
+            Some(("authorization", &format!("Bearer {KEY}"))),
+            &body.to_string(),
+        )
+        .into();
+        assert_eq!(run(&secret).await.failure, Some(Failure::Wrong(Wrong::Status(403))));
         gw.shutdown().await.unwrap();
     }
 

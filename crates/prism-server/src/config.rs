@@ -304,6 +304,10 @@ impl Default for Timeouts {
     }
 }
 
+/// The listen backlog unless configured: Linux's default `somaxconn` since 5.4, where tokio's
+/// default (1024) refuses connections when thousands of clients connect at once.
+const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+
 /// Size and concurrency limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -316,6 +320,10 @@ pub struct Limits {
     /// Model requests one client key may have in flight in this process, so one tenant cannot
     /// take every slot; more get a 429. 0 = no limit.
     pub max_concurrent_per_key: usize,
+    /// Connections the kernel queues before the gateway accepts them (`listen(2)`'s backlog,
+    /// capped by `net.core.somaxconn`), so a burst of new clients is not refused or left waiting
+    /// on SYN retransmits. Applied when the listener starts.
+    pub listen_backlog: u32,
 }
 
 impl Default for Limits {
@@ -325,6 +333,7 @@ impl Default for Limits {
             max_response_bytes: 32 * 1024 * 1024,
             max_concurrent_requests: 4096,
             max_concurrent_per_key: 0,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
         }
     }
 }
@@ -1140,6 +1149,16 @@ fn resolve_limits(l: &raw::RawLimits) -> Result<Limits, ConfigError> {
                 ConfigError::invalid("limits.max_concurrent_per_key", "is too large")
             })?,
         },
+        listen_backlog: match l.listen_backlog {
+            None => d.listen_backlog,
+            Some(v @ 1..=65535) => v as u32,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "limits.listen_backlog",
+                    "must be between 1 and 65535",
+                ));
+            }
+        },
     })
 }
 
@@ -1216,6 +1235,18 @@ mod tests {
         assert!(c.authenticate("sk-prism-test-kez").is_none());
         assert!(!format!("{c:?}").contains("sk-upstream-secret"), "Debug must not print secrets");
         assert!(!format!("{c:?}").contains("sk-prism-test-key"));
+    }
+
+    #[test]
+    fn listen_backlog_defaults_to_4096_and_is_bounded() {
+        let env = [("OPENAI_API_KEY", "k")];
+        assert_eq!(load(BASE, &env).unwrap().limits.listen_backlog, 4096);
+        let set = load(&format!("{BASE}\n[limits]\nlisten_backlog = 16384\n"), &env).unwrap();
+        assert_eq!(set.limits.listen_backlog, 16384);
+        for bad in ["0", "65536"] {
+            let msg = err(&format!("{BASE}\n[limits]\nlisten_backlog = {bad}\n"), &env);
+            assert_eq!(msg, "limits.listen_backlog: must be between 1 and 65535", "{bad}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use prism_ledger::Recorder;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -113,6 +113,15 @@ impl Reloader {
     }
 }
 
+/// A listening socket with `backlog` (`TcpListener::bind` fixes it at 1024). `SO_REUSEADDR` as
+/// `bind` sets it, so a restart can listen while the old process's connections linger.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// The generation after `previous` for `config`: the shared parts carried over, the rest built
 /// from `config`.
 fn next_generation(previous: &AppState, mut config: Config) -> Result<AppState, ServerError> {
@@ -124,6 +133,10 @@ fn next_generation(previous: &AppState, mut config: Config) -> Result<AppState, 
             "`listen` changed; it takes effect at the next restart"
         );
         config.listen = old.listen;
+    }
+    if config.limits.listen_backlog != old.limits.listen_backlog {
+        tracing::warn!("limits.listen_backlog changed; it takes effect at the next restart");
+        config.limits.listen_backlog = old.limits.listen_backlog;
     }
     if config.usage.sinks != old.usage.sinks {
         tracing::warn!("[usage] sinks changed; they take effect at the next restart");
@@ -207,8 +220,7 @@ impl Server {
         let mut hooks = base_hooks.clone();
         crate::cache::install(&mut hooks, &config).map_err(ServerError::Cache)?;
         let upstream = UpstreamClient::new(&config.timeouts).map_err(ServerError::Client)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let listener = listen(config.listen, config.limits.listen_backlog)
             .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
         let addr = listener
             .local_addr()

@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -89,7 +89,7 @@ impl Simulator {
     /// # Errors
     /// When the listening socket cannot be bound.
     pub async fn start_with(config: SimConfig) -> std::io::Result<Simulator> {
-        let listener = TcpListener::bind(config.addr).await?;
+        let listener = listen(config.addr)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             config,
@@ -208,6 +208,15 @@ impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// A listener whose backlog holds a benchmark's burst of thousands of connects, so a dropped SYN
+/// (retried a second later) never shows up as upstream latency. `TcpListener::bind` fixes 1024.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {

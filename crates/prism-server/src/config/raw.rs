@@ -172,6 +172,7 @@ pub(super) struct RawLimits {
     pub(super) max_response_bytes: Option<u64>,
     pub(super) max_concurrent_requests: Option<u64>,
     pub(super) max_concurrent_per_key: Option<u64>,
+    pub(super) listen_backlog: Option<u64>,
 }
 
 /// `[retries]`.
