@@ -265,3 +265,27 @@ fn thinking_blocks_round_trip_in_messages_deltas_and_completions() {
         "logprobs": null, "finish_reason": "stop"}], "system_fingerprint": null});
     assert_eq!(reparse::<ChatCompletion>(&plain), plain);
 }
+
+/// Found by the `requests` fuzz target: an integer too big for `u64` in an unknown field becomes
+/// an `f64`, and serde_json's default (faster, not exact) float parser read the number Prism
+/// wrote for it back one ulp off, so a forwarded request was not the request. With
+/// `float_roundtrip` every float survives being forwarded.
+#[test]
+fn unknown_fields_with_long_numbers_survive_being_forwarded() {
+    let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}],
+        "x_big":44444444444444444444444444444444444444444444441,
+        "x_float":0.30000000000000004,"x_tiny":5e-324,"x_digits":1.7976931348623157e308,
+        "x_nested":{"v":[2.2250738585072014e-308,123456789012345678901234567890]}}"#;
+    let first: ChatRequest = serde_json::from_slice(body).expect("decode");
+    let forwarded = serde_json::to_vec(&first).expect("encode");
+    let again: ChatRequest = serde_json::from_slice(&forwarded).expect("decode again");
+    assert_eq!(again, first);
+    // And each is the correctly rounded value of what the client wrote (std's parser is exact).
+    for (key, text) in [
+        ("x_big", "44444444444444444444444444444444444444444444441"),
+        ("x_float", "0.30000000000000004"),
+    ] {
+        let exact: f64 = text.parse().expect("a number");
+        assert_eq!(first.extra[key].as_f64(), Some(exact), "{key}");
+    }
+}
