@@ -167,8 +167,8 @@ mode = "enforce"
 hold_back = true
 "#;
 
-/// A stream through Prism's Messages (`x-api-key`, as the Anthropic SDK sends it) or Responses
-/// ingress, to the OpenAI upstream.
+/// A stream through one of Prism's ingresses (Messages with `x-api-key`, as the Anthropic SDK
+/// sends it), to the OpenAI upstream, checked delta by delta by the soak's checker.
 fn ingress_stream_plan(addr: SocketAddr, protocol: Protocol, reply: &Reply, key: &str) -> Plan {
     let model = Upstream::OpenAi.public_model();
     let bearer = format!("Bearer {key}");
@@ -179,10 +179,16 @@ fn ingress_stream_plan(addr: SocketAddr, protocol: Protocol, reply: &Reply, key:
             json!({"model": model, "max_tokens": 4096, "stream": true,
                    "messages": [{"role": "user", "content": PROMPT}]}),
         ),
-        Protocol::Responses | Protocol::Chat => (
+        Protocol::Responses => (
             "/v1/responses",
             ("authorization", bearer.as_str()),
             json!({"model": model, "stream": true, "input": PROMPT}),
+        ),
+        Protocol::Chat => (
+            "/v1/chat/completions",
+            ("authorization", bearer.as_str()),
+            json!({"model": model, "stream": true,
+                   "messages": [{"role": "user", "content": PROMPT}]}),
         ),
     };
     Plan {
@@ -524,15 +530,8 @@ impl Bench {
         );
         let on =
             Gateway::start(&self.prism, &self.wrapper, &config, &self.log_path("wt-on")).await?;
-        let mut sides = Vec::new();
-        for gw in [&off, &on] {
-            let plan = prism_stream_plan(gw.addr, Upstream::OpenAi, &reply, &self.key);
-            sides
-                .push(self.closed(&plan, Meters { gateway: Some(gw.pid()), sim: sim.pid() }).await);
-        }
-        let (Some(mut t), Some(mut o)) = (sides.pop(), sides.pop()) else {
-            anyhow::bail!("WT ran no side");
-        };
+        let [mut o, mut t] =
+            self.off_and_on(&sim, &reply, [(&off, "WT.off"), (&on, "WT.on")]).await;
         let (o, t) = (&mut o, &mut t);
         let (cpu_off, cpu_on) = (
             per_1k(o.usage.gateway_cpu_ms, o.tally.chunks),
@@ -671,17 +670,8 @@ impl Bench {
         let config = format!("{}{W7_GUARDRAILS}", gateway::config_toml(sim.addr, &self.key, false));
         let on =
             Gateway::start(&self.prism, &self.wrapper, &config, &self.log_path("w7-on")).await?;
-        let mut sides = Vec::new();
-        for (gw, id) in [(&off, "W7.off"), (&on, "W7.on")] {
-            let plan = prism_stream_plan(gw.addr, Upstream::OpenAi, &reply, &self.key);
-            let profile = self.start_profile(gw.pid(), id).await;
-            sides
-                .push(self.closed(&plan, Meters { gateway: Some(gw.pid()), sim: sim.pid() }).await);
-            self.stop_profile(profile).await;
-        }
-        let (Some(mut g), Some(mut o)) = (sides.pop(), sides.pop()) else {
-            anyhow::bail!("W7 ran no side");
-        };
+        let [mut o, mut g] =
+            self.off_and_on(&sim, &reply, [(&off, "W7.off"), (&on, "W7.on")]).await;
         let (o, g) = (&mut o, &mut g);
         // Per upstream chunk: `hold_back` may merge deltas into fewer client chunks.
         let upstream_chunks = |side: &Side| side.tally.ok * spec.deltas as u64;
@@ -783,6 +773,27 @@ impl Bench {
             data.display(),
             data.display()
         ));
+    }
+
+    /// W2's closed loop (OpenAI upstream) through each of two gateways in turn, profiled under
+    /// `id` with `--perf`: the two sides of an off/on comparison (WT, W7).
+    async fn off_and_on(
+        &mut self,
+        sim: &SimProcess,
+        reply: &Reply,
+        gateways: [(&Gateway, &str); 2],
+    ) -> [Side; 2] {
+        let mut run = async |gw: &Gateway, id: &str| {
+            let plan = prism_stream_plan(gw.addr, Upstream::OpenAi, reply, &self.key);
+            let profile = self.start_profile(gw.pid(), id).await;
+            let side = self.closed(&plan, Meters { gateway: Some(gw.pid()), sim: sim.pid() }).await;
+            self.stop_profile(profile).await;
+            side
+        };
+        let [(off, off_id), (on, on_id)] = gateways;
+        let off = run(off, off_id).await;
+        let on = run(on, on_id).await;
+        [off, on]
     }
 
     async fn closed(&self, plan: &Plan, meters: Meters) -> Side {
